@@ -1,0 +1,1 @@
+"""tensormol.ops."""

@@ -1,0 +1,77 @@
+"""Unit factors, each defined once (CODATA 2018).
+
+Inside tensormol: Å, eV, eV/Å, eV/Å³, e, amu, K, fs. OpenMM's nm, kJ/mol and ps appear only at the
+engine edge (``tensormol.export``, ``tensormol.md``, ``tensormol.fe``), converted with the factors
+below. Never retype a factor elsewhere: import it from here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AVOGADRO",
+    "EV_TO_J",
+    "EV_TO_KJ_PER_MOL",
+    "KJ_PER_MOL_TO_EV",
+    "KCAL_TO_KJ",
+    "KCAL_PER_MOL_TO_EV",
+    "HARTREE_TO_EV",
+    "BOHR_TO_ANGSTROM",
+    "ANGSTROM_TO_NM",
+    "NM_TO_ANGSTROM",
+    "BOLTZMANN_EV_PER_K",
+    "ENERGY_UNITS",
+    "LENGTH_UNITS",
+    "energy_factor",
+    "length_factor",
+]
+
+AVOGADRO = 6.02214076e23  # 1/mol, exact (SI 2019)
+EV_TO_J = 1.602176634e-19  # J, exact (SI 2019)
+EV_TO_KJ_PER_MOL = EV_TO_J * AVOGADRO / 1000.0  # 96.48533212331...
+KJ_PER_MOL_TO_EV = 1.0 / EV_TO_KJ_PER_MOL
+KCAL_TO_KJ = 4.184  # thermochemical calorie, exact
+KCAL_PER_MOL_TO_EV = KCAL_TO_KJ * KJ_PER_MOL_TO_EV
+HARTREE_TO_EV = 27.211386245988  # CODATA 2018
+BOHR_TO_ANGSTROM = 0.529177210903  # CODATA 2018
+ANGSTROM_TO_NM = 0.1
+NM_TO_ANGSTROM = 10.0
+BOLTZMANN_EV_PER_K = 8.617333262e-5  # CODATA 2018, exact in SI 2019
+
+#: Energy units a data file may declare, as factors to eV.
+ENERGY_UNITS: dict[str, float] = {
+    "eV": 1.0,
+    "meV": 1e-3,
+    "Hartree": HARTREE_TO_EV,
+    "kcal/mol": KCAL_PER_MOL_TO_EV,
+    "kJ/mol": KJ_PER_MOL_TO_EV,
+}
+
+#: Length units a data file may declare, as factors to Å.
+LENGTH_UNITS: dict[str, float] = {
+    "Angstrom": 1.0,
+    "nm": NM_TO_ANGSTROM,
+    "Bohr": BOHR_TO_ANGSTROM,
+}
+
+_ALIASES = {"ev": "eV", "mev": "meV", "hartree": "Hartree", "ha": "Hartree", "au": "Hartree",
+            "kcal/mol": "kcal/mol", "kj/mol": "kJ/mol", "angstrom": "Angstrom", "a": "Angstrom",
+            "å": "Angstrom", "ang": "Angstrom", "nm": "nm", "bohr": "Bohr"}
+
+
+def _lookup(name: str, table: dict[str, float], kind: str) -> float:
+    key = _ALIASES.get(str(name).strip().lower(), str(name).strip())
+    if key not in table:
+        raise ValueError(
+            f"unknown {kind} unit {name!r}; valid {kind} units are: {', '.join(table)}"
+        )
+    return table[key]
+
+
+def energy_factor(unit: str) -> float:
+    """Factor that converts an energy in ``unit`` to eV (``E_eV = E * factor``)."""
+    return _lookup(unit, ENERGY_UNITS, "energy")
+
+
+def length_factor(unit: str) -> float:
+    """Factor that converts a length in ``unit`` to Å (``x_A = x * factor``)."""
+    return _lookup(unit, LENGTH_UNITS, "length")
