@@ -72,5 +72,5 @@ class Registry(Generic[T]):
 MODELS: Registry[Callable[..., Any]] = Registry("model")
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset")
 LOSSES: Registry[Callable[..., Any]] = Registry("loss")
-#: Backends of the fast ops: op name -> list of available backend names, filled by ``tensormol.ops``.
+#: Backends of the fast ops: op name -> available backend names, filled by ``tensormol.ops``.
 BACKENDS: Registry[tuple[str, ...]] = Registry("backend")

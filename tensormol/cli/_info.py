@@ -26,8 +26,8 @@ def _openmm_platforms() -> str:
         import openmm
     except ImportError:
         return "openmm not installed"
-    names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
-    return ", ".join(names)
+    count = openmm.Platform.getNumPlatforms()
+    return ", ".join(openmm.Platform.getPlatform(i).getName() for i in range(count))
 
 
 def _openmmtorch() -> str:
@@ -74,12 +74,15 @@ def format_info(info: dict[str, object]) -> str:
     lines.append("packages:")
     for name, ver in info["packages"].items():  # type: ignore[union-attr]
         lines.append(f"  {name:<12} {ver}")
-    lines.append(f"torch threads: {info['torch_threads']}, CUDA available: {info['cuda_available']}")
+    lines.append(
+        f"torch threads: {info['torch_threads']}, CUDA available: {info['cuda_available']}"
+    )
     lines.append(f"OpenMM platforms: {info['openmm_platforms']}")
     lines.append(f"openmmtorch: {info['openmmtorch']}")
     ext = info["compiled_extension"]
     state = "loaded" if ext["loaded"] else "not loaded"  # type: ignore[index]
-    lines.append(f"compiled extension: {state} (CUDA kernels: {ext['cuda']}); {ext['detail']}")  # type: ignore[index]
+    detail = f"(CUDA kernels: {ext['cuda']}); {ext['detail']}"  # type: ignore[index]
+    lines.append(f"compiled extension: {state} {detail}")
     lines.append(f"models: {', '.join(info['models']) or '(none)'}")  # type: ignore[arg-type]
     lines.append(f"datasets: {', '.join(info['datasets']) or '(none)'}")  # type: ignore[arg-type]
     for op, names in info["backends"].items():  # type: ignore[union-attr]

@@ -35,7 +35,8 @@ def test_registry_lists_valid_names_and_suggests() -> None:
         return 2
 
     assert reg.get("tensornet") == 1 and reg.get("gaunt")() == 2
-    with pytest.raises(KeyError, match=r"did you mean 'tensornet'.*valid models are: gaunt, tensornet"):
+    expected = r"did you mean 'tensornet'.*valid models are: gaunt, tensornet"
+    with pytest.raises(KeyError, match=expected):
         reg.get("tensornett")
     with pytest.raises(ValueError, match="already registered"):
         reg.register("tensornet", 3)
