@@ -12,5 +12,7 @@ the only state kept here (no global torch settings are touched).
 from __future__ import annotations
 
 from ._loader import ExtensionStatus, ext_status, load_extension, sources_dir
+from ._ops import resolve_backend, segment_sum_csr
 
-__all__ = ["ExtensionStatus", "ext_status", "load_extension", "sources_dir"]
+__all__ = ["ExtensionStatus", "ext_status", "load_extension", "resolve_backend",
+           "segment_sum_csr", "sources_dir"]
