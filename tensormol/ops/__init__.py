@@ -1,1 +1,11 @@
-"""tensormol.ops."""
+"""Differentiable functional ops: neighbour lists, edge geometry, scatter/segment sums.
+
+Every op has a reference torch implementation (the specification) and, where one exists, a fast
+backend chosen per call and logged once.
+"""
+
+from ._geometry import edge_vectors
+from ._neighbors import neighbor_list, neighbor_list_backends
+from ._scatter import scatter_sum, segment_sum
+
+__all__ = ["neighbor_list", "neighbor_list_backends", "edge_vectors", "scatter_sum", "segment_sum"]

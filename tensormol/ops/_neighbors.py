@@ -1,0 +1,337 @@
+"""Neighbour lists with periodic boundary conditions, for one structure or a batch.
+
+The public function validates its input, resolves ``cell``/``pbc``/``batch`` into one (cell, pbc,
+atom range) per structure, runs a backend per structure, then sorts and checks the merged list.
+Backends only have to return the unsorted set of (i, j, shift) with distance < cutoff, excluding
+the self pair at zero shift; everything else (self interaction, order, overlap check, devices) is
+done once here, so the backends stay interchangeable.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+
+import numpy as np
+import torch
+
+from .._validate import check_finite, check_positive, check_tensor
+from ..registry import BACKENDS
+from ._neighbors_torch import brute_force_pairs, complete_cell, lattice_heights
+from ._neighbors_vesin import vesin_import_error, vesin_pairs
+
+__all__ = ["neighbor_list", "neighbor_list_backends"]
+
+_log = logging.getLogger(__name__)
+_register_lock = threading.Lock()
+
+#: Backend names, fastest first; "auto" picks the first available one.
+_BACKEND_ORDER = ("vesin", "torch")
+#: A periodic structure needing more images than this is rejected (its cell is far too small
+#: for the cutoff; the brute force would allocate the image table alone in GBs).
+_MAX_IMAGES = 10_000_000
+#: |det(cell)| / prod |a_k| below this counts as singular (cell vectors nearly coplanar).
+_SINGULAR_TOL = 1e-8
+
+
+def neighbor_list_backends() -> tuple[str, ...]:
+    """Return the usable neighbour-list backends, fastest first, registering them on first use.
+
+    The tuple is stored in ``tensormol.registry.BACKENDS`` under ``"neighbor_list"``.
+    """
+    with _register_lock:
+        if "neighbor_list" not in BACKENDS:
+            names = tuple(b for b in _BACKEND_ORDER if b != "vesin" or vesin_import_error() is None)
+            BACKENDS.register("neighbor_list", names)
+        return BACKENDS.get("neighbor_list")
+
+
+@functools.cache
+def _announce(backend: str, requested: str) -> None:
+    """Log the backend choice once per (backend, request): chosen, never silently swapped."""
+    reason = vesin_import_error()
+    if requested == "auto" and backend == "torch" and reason is not None:
+        _log.warning("neighbor_list: vesin-torch is unusable (%s); using the brute-force torch "
+                     "backend, which is O(N^2)", reason)
+    else:
+        _log.info("neighbor_list: using the %r backend (requested %r)", backend, requested)
+
+
+def _resolve_backend(backend: str) -> str:
+    available = neighbor_list_backends()
+    if backend == "auto":
+        chosen = available[0]
+    elif backend in _BACKEND_ORDER:
+        if backend not in available:
+            raise ImportError(
+                f"neighbor_list backend {backend!r} is not usable here: {vesin_import_error()}; "
+                f"available backends: {', '.join(available)}"
+            )
+        chosen = backend
+    else:
+        raise ValueError(
+            f"backend must be one of 'auto', {', '.join(repr(b) for b in _BACKEND_ORDER)}; "
+            f"got {backend!r}"
+        )
+    _announce(chosen, backend)
+    return chosen
+
+
+def _as_bool_tensor(pbc: object) -> torch.Tensor:
+    if isinstance(pbc, torch.Tensor):
+        if pbc.dtype != torch.bool:
+            raise TypeError(f"pbc must be a bool tensor, got dtype {pbc.dtype}")
+        return pbc.detach().to("cpu")
+    if isinstance(pbc, (bool, np.bool_)):
+        return torch.tensor(bool(pbc))
+    if isinstance(pbc, (list, tuple, np.ndarray)):
+        arr = np.asarray(pbc)
+        if arr.dtype != np.bool_:
+            raise TypeError(f"pbc must hold booleans, got {pbc!r}")
+        return torch.from_numpy(arr.copy())
+    raise TypeError(f"pbc must be None, a bool, or a (3,)/(B, 3) bool tensor; got {pbc!r}")
+
+
+def _resolve_structures(
+    positions: torch.Tensor, cell: torch.Tensor | None, pbc: object, batch: torch.Tensor | None
+) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """Return atom offsets ``ptr`` (B + 1 ints), cells (B, 3, 3) float64, pbc (B, 3) bool (CPU)."""
+    n = positions.shape[0]
+    if cell is not None:
+        check_tensor(cell, "cell", floating=True)
+        if cell.dim() not in (2, 3) or tuple(cell.shape[-2:]) != (3, 3):
+            raise ValueError(f"cell must have shape (3, 3) or (B, 3, 3), got {tuple(cell.shape)}")
+        check_finite(cell.reshape(-1, 9), "cell")
+    pbc_t = None if pbc is None else _as_bool_tensor(pbc)
+    if pbc_t is not None and not (
+        pbc_t.dim() == 0 or tuple(pbc_t.shape) == (3,) or (pbc_t.dim() == 2 and pbc_t.shape[1] == 3)
+    ):
+        raise ValueError(f"pbc must have shape (), (3,) or (B, 3), got {tuple(pbc_t.shape)}")
+    # Number of structures: fixed by a per-structure cell or pbc when given, else by batch. A
+    # leading size of 1 broadcasts like a (3, 3) cell or a (3,) pbc.
+    sizes = {}
+    if cell is not None and cell.dim() == 3 and cell.shape[0] != 1:
+        sizes["cell"] = cell.shape[0]
+    if pbc_t is not None and pbc_t.dim() == 2 and pbc_t.shape[0] != 1:
+        sizes["pbc"] = pbc_t.shape[0]
+    if len(set(sizes.values())) > 1:
+        raise ValueError(
+            f"cell has {sizes['cell']} structures but pbc has {sizes['pbc']}; they must agree"
+        )
+    if batch is None:
+        for name, size in sizes.items():
+            if size != 1:
+                raise ValueError(
+                    f"{name} describes {size} structures but batch is None (one structure); "
+                    "pass batch, or a single cell/pbc"
+                )
+        n_struct, ptr = 1, [0, n]
+    else:
+        check_tensor(batch, "batch", shape=(n,))
+        if batch.is_floating_point() or batch.is_complex() or batch.dtype == torch.bool:
+            raise TypeError(f"batch must be an integer tensor (int64), got dtype {batch.dtype}")
+        b = batch.detach().to("cpu", torch.int64)
+        if n and int(b.min()) < 0:
+            raise ValueError(f"batch must hold structure indices >= 0, got minimum {int(b.min())}")
+        if n > 1 and not bool((b[1:] >= b[:-1]).all()):
+            first = int((b[1:] < b[:-1]).nonzero()[0]) + 1
+            raise ValueError(
+                "batch must be sorted (atoms of each structure contiguous, structures in order); "
+                f"batch[{first}] = {int(b[first])} follows batch[{first - 1}] = {int(b[first - 1])}"
+            )
+        used = int(b.max()) + 1 if n else 0
+        n_struct = next(iter(sizes.values())) if sizes else used
+        if used > n_struct:
+            name = next(iter(sizes))
+            raise ValueError(
+                f"batch refers to structure {used - 1} but {name} describes only {n_struct} "
+                "structures"
+            )
+        ptr = [0] + torch.cumsum(torch.bincount(b, minlength=n_struct), 0).tolist()
+    # Broadcast to one cell and one pbc row per structure.
+    if cell is None:
+        if pbc_t is not None and bool(pbc_t.any()):
+            raise ValueError("pbc requests periodic directions but cell is None; pass a cell")
+        cells = torch.zeros((n_struct, 3, 3), dtype=torch.float64)
+        pbcs = torch.zeros((n_struct, 3), dtype=torch.bool)
+    else:
+        c = cell.detach().to("cpu", torch.float64).reshape(-1, 3, 3)
+        cells = c.expand(n_struct, 3, 3).clone() if c.shape[0] == 1 else c.clone()
+        if pbc_t is None:
+            pbcs = torch.ones((n_struct, 3), dtype=torch.bool)
+        else:
+            p = pbc_t.expand(3) if pbc_t.dim() == 0 else pbc_t
+            p = p.reshape(-1, 3)
+            pbcs = p.expand(n_struct, 3).clone() if p.shape[0] == 1 else p.clone()
+    return ptr, cells, pbcs
+
+
+def _check_cell(cell: torch.Tensor, pbc: torch.Tensor, cutoff: float, index: int) -> None:
+    """Reject singular periodic cells and cells so small that the images would explode."""
+    if not bool(pbc.any()):
+        return
+    where = f"cell[{index}]" if index >= 0 else "cell"
+    rows = [k for k in range(3) if bool(pbc[k])]
+    norms = torch.linalg.norm(cell[rows], dim=1)
+    if bool((norms <= 0).any()):
+        raise ValueError(
+            f"{where} is singular along its periodic directions: lattice vector(s) "
+            f"{[rows[k] for k in range(len(rows)) if norms[k] <= 0]} are zero (pbc={pbc.tolist()})"
+        )
+    full = complete_cell(cell, pbc)
+    norms_full = torch.linalg.norm(full, dim=1)
+    ratio = float(torch.linalg.det(full).abs() / norms_full.prod())
+    if not ratio > _SINGULAR_TOL:
+        raise ValueError(
+            f"{where} is singular along its periodic directions (|det| / prod |a_k| = {ratio:.3g},"
+            f" pbc={pbc.tolist()}): its lattice vectors are (nearly) linearly dependent"
+        )
+    heights = lattice_heights(full)
+    images = 1
+    for k in rows:
+        images *= 2 * (int(cutoff / float(heights[k])) + 1) + 1
+    if images > _MAX_IMAGES:
+        raise ValueError(
+            f"{where} is far too small for cutoff {cutoff} Å (perpendicular heights "
+            f"{[round(float(h), 6) for h in heights]} Å would need ~{images:.2e} periodic images)"
+        )
+
+
+def _sort_order(i: torch.Tensor, j: torch.Tensor, s: torch.Tensor, n: int) -> torch.Tensor:
+    """Permutation sorting the edges by i, then j, then shift (lexicographic)."""
+    if i.numel() == 0:
+        return torch.zeros(0, dtype=torch.int64, device=i.device)
+    lo = s.min(dim=0).values
+    span = (s.max(dim=0).values - lo + 1).tolist()
+    s0 = s - lo
+    if n * n * span[0] * span[1] * span[2] < 2**62:
+        key = ((i * n + j) * span[0] + s0[:, 0]) * span[1] * span[2] + s0[:, 1] * span[2] + s0[:, 2]
+        if key.device.type == "cpu":
+            # numpy's sort is several times faster than torch's on CPU for int64 keys.
+            return torch.from_numpy(np.argsort(key.numpy(), kind="stable"))
+        return torch.sort(key, stable=True).indices
+    if i.device.type == "cpu":
+        cols = (s[:, 2].numpy(), s[:, 1].numpy(), s[:, 0].numpy(), j.numpy(), i.numpy())
+        return torch.from_numpy(np.lexsort(cols))
+    order = torch.arange(i.numel(), device=i.device)
+    for col in (s[:, 2], s[:, 1], s[:, 0], j, i):  # least significant first, stable sorts
+        order = order[torch.sort(col[order], stable=True).indices]
+    return order
+
+
+def neighbor_list(
+    positions: torch.Tensor,
+    cutoff: float,
+    cell: torch.Tensor | None = None,
+    pbc: object = None,
+    batch: torch.Tensor | None = None,
+    *,
+    self_interaction: bool = False,
+    backend: str = "auto",
+    check_overlap: bool = True,
+    overlap_tol: float = 1e-8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full neighbour list (both directions) of one structure or a batch, with periodic images.
+
+    Parameters
+    ----------
+    positions : torch.Tensor
+        (N, 3) float32 or float64, Å. Not differentiated through (build ``edge_vectors`` from the
+        returned indices for gradients). The search itself always runs in float64.
+    cutoff : float
+        Å, > 0. Pairs with distance strictly below it are returned.
+    cell : torch.Tensor, optional
+        (3, 3) or (B, 3, 3) float, Å, lattice vectors as rows (ASE convention). A (3, 3) cell is
+        shared by all structures. Rows of non-periodic directions are ignored (may be zero).
+    pbc : bool or torch.Tensor, optional
+        ``None`` (all periodic if ``cell`` is given, else none), a bool, a (3,) or a (B, 3) bool
+        tensor (or a list of bools).
+    batch : torch.Tensor, optional
+        (N,) int64, index of the structure of each atom, sorted (atoms of a structure
+        contiguous). ``None``: one structure. Structures never connect to each other.
+    self_interaction : bool
+        Include the pair (i, i) at zero shift. Periodic self-images (i, i, shift != 0) are
+        always included.
+    backend : {"auto", "vesin", "torch"}
+        "vesin": cell lists in C++ (CPU; device inputs are copied there and back). "torch":
+        brute force in torch, O(N² · images), on the input's device, chunked so memory stays
+        bounded. "auto": vesin when it imports, else torch; the choice is logged once.
+    check_overlap : bool
+        Raise if two distinct atoms (or an atom and a periodic image) lie closer than
+        ``overlap_tol``: every model divides by the distance. Costs O(E), one comparison.
+    overlap_tol : float
+        Å.
+
+    Returns
+    -------
+    edge_index : torch.Tensor
+        (2, E) int64: ``edge_index[0]`` = i (centre), ``edge_index[1]`` = j (neighbour), sorted by
+        i, then j, then shift.
+    cell_shifts : torch.Tensor
+        (E, 3) int64: integer lattice translations applied to j, so that the edge vector is
+        ``positions[j] - positions[i] + cell_shifts @ cell``; zero along non-periodic directions.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad shapes or dtypes, cutoff <= 0, NaN/inf positions or cell, unsorted batch, a singular
+        periodic cell, or overlapping atoms (see ``check_overlap``). Messages name the argument.
+    ImportError
+        ``backend="vesin"`` when vesin-torch cannot be imported.
+    """
+    check_tensor(positions, "positions", shape=(-1, 3), floating=True)
+    cutoff = check_positive(cutoff, "cutoff")
+    check_finite(positions, "positions")
+    chosen = _resolve_backend(backend)
+    ptr, cells, pbcs = _resolve_structures(positions, cell, pbc, batch)
+    n_struct = cells.shape[0]
+    for b in range(n_struct):
+        _check_cell(cells[b], pbcs[b], cutoff, b if (cell is not None and cell.dim() == 3) else -1)
+
+    device = positions.device
+    pos = positions.detach().to(torch.float64)
+    if chosen == "vesin":
+        pos = pos.to("cpu")
+    parts_i, parts_j, parts_s, parts_d = [], [], [], []
+    for b in range(n_struct):
+        lo, hi = ptr[b], ptr[b + 1]
+        if hi == lo:
+            continue
+        if chosen == "vesin":
+            i, j, s, d = vesin_pairs(pos[lo:hi], cells[b], pbcs[b], cutoff,
+                                     distances=check_overlap)
+        else:
+            i, j, s, d = brute_force_pairs(pos[lo:hi], cells[b], pbcs[b], cutoff)
+        parts_i.append(i + lo)
+        parts_j.append(j + lo)
+        parts_s.append(s)
+        if check_overlap:
+            parts_d.append(d)
+    work = pos.device
+    if parts_i:
+        i, j, s = torch.cat(parts_i), torch.cat(parts_j), torch.cat(parts_s)
+    else:
+        i = torch.zeros(0, dtype=torch.int64, device=work)
+        j, s = i.clone(), torch.zeros((0, 3), dtype=torch.int64, device=work)
+
+    if check_overlap and parts_d:
+        d = torch.cat(parts_d)
+        close = d < float(overlap_tol)
+        if bool(close.any()):
+            k = int(close.nonzero()[0])
+            raise ValueError(
+                f"positions: atoms {int(i[k])} and {int(j[k])} overlap (distance {float(d[k]):.3g}"
+                f" Å < overlap_tol={overlap_tol} Å at cell shift {s[k].tolist()}); models divide "
+                "by distances. Remove duplicates, or pass check_overlap=False to skip this check"
+            )
+
+    if self_interaction:
+        n = positions.shape[0]
+        idx = torch.arange(n, dtype=torch.int64, device=work)
+        i, j = torch.cat([i, idx]), torch.cat([j, idx])
+        s = torch.cat([s, torch.zeros((n, 3), dtype=torch.int64, device=work)])
+
+    order = _sort_order(i, j, s, positions.shape[0]).to(work)
+    edge_index = torch.stack([i[order], j[order]]).to(device)
+    return edge_index, s[order].to(device)
