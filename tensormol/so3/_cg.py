@@ -83,7 +83,7 @@ def _racah_cg_squared_signed(l1: int, m1: int, l2: int, m2: int, l3: int) -> tup
     return (1 if s > 0 else -1), a * s * s
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _complex_cg(l1: int, l2: int, l3: int) -> torch.Tensor:
     """Complex CG tensor ``C[l1+m1, l2+m2, l3+m3]`` (float64, Condon-Shortley phases)."""
     out = torch.zeros(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1, dtype=torch.float64)
@@ -96,7 +96,7 @@ def _complex_cg(l1: int, l2: int, l3: int) -> torch.Tensor:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _real_basis(l: int) -> torch.Tensor:
     b = torch.zeros(2 * l + 1, 2 * l + 1, dtype=torch.complex128)
     r = 1.0 / math.sqrt(2.0)
@@ -139,7 +139,7 @@ def real_basis_in_complex(l: int, dtype: torch.dtype = torch.complex128,
     return _real_basis(l).to(dtype=dtype, device=device, copy=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wigner_3j_f64(l1: int, l2: int, l3: int) -> torch.Tensor:
     b1, b2, b3 = _real_basis(l1), _real_basis(l2), _real_basis(l3)
     c = _complex_cg(l1, l2, l3).to(torch.complex128)

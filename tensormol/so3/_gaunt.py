@@ -13,7 +13,8 @@ Let ``Y^l_a`` be e3nn's real spherical harmonics with "integral" normalisation
   the 3j symbols over all ``m`` sum to 1. The change to the real basis is unitary, so
   ``|kappa| = ||G|| = sqrt((2l1+1)(2l2+1)(2l3+1)/(4 pi)) |(l1 l2 l3; 0 0 0)|``.
 * Sign. The ``m = 0`` harmonics are ``Y^l_0 = sqrt((2l+1)/(4 pi)) P_l(cos theta)`` about e3nn's
-  polar axis (positive at the pole), so ``G_000 = sqrt(prod(2l+1)/(4 pi)) (l1 l2 l3; 0 0 0)^2 >= 0``.
+  polar axis (positive at the pole), so
+  ``G_000 = sqrt(prod(2l+1)/(4 pi)) (l1 l2 l3; 0 0 0)^2 >= 0``.
   The real ``m = 0`` basis vector is ``(-i)^l |l, 0>``, so
   ``C_000 = (-i)^(l1+l2-l3) <l1 0; l2 0 | l3 0> / sqrt(2 l3 + 1)``. With
   ``<l1 0; l2 0 | l3 0> = (-1)^(l1-l2) sqrt(2l3+1) (l1 l2 l3; 0 0 0)`` and
@@ -57,7 +58,7 @@ def _threej_000_squared(l1: int, l2: int, l3: int) -> Fraction:
     return ratio * binom * binom
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gaunt_f64(l1: int, l2: int, l3: int) -> torch.Tensor:
     if not (abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0):
         return torch.zeros(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1, dtype=torch.float64)
@@ -74,7 +75,8 @@ def gaunt_coefficients(l1: int, l2: int, l3: int, dtype: torch.dtype = torch.flo
     ``e3nn.o3.spherical_harmonics``) with "integral" normalisation, i.e. orthonormal on the
     unit sphere; ``dOmega`` is the area element of the unit sphere (total area ``4 pi``).
 
-    Exactly, ``G = sqrt((2l1+1)(2l2+1)(2l3+1) / (4 pi)) |(l1 l2 l3; 0 0 0)| * wigner_3j(l1, l2, l3)``
+    Exactly,
+    ``G = sqrt((2l1+1)(2l2+1)(2l3+1) / (4 pi)) |(l1 l2 l3; 0 0 0)| * wigner_3j(l1, l2, l3)``
     (derivation in the module docstring). Consequently the product of two harmonics expands as
     ``Y^{l1}_a Y^{l2}_b = sum_{l3, c} G[a, b, c] Y^{l3}_c``.
 
@@ -110,8 +112,10 @@ def gaunt_coefficients(l1: int, l2: int, l3: int, dtype: torch.dtype = torch.flo
 gaunt = gaunt_coefficients
 
 
-def gaunt_table(l1max: int, l2max: int, l3max: int, dtype: torch.dtype = torch.float64,
-                device: torch.device | str | None = None) -> dict[tuple[int, int, int], torch.Tensor]:
+def gaunt_table(
+    l1max: int, l2max: int, l3max: int, dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> dict[tuple[int, int, int], torch.Tensor]:
     """All nonzero Gaunt blocks up to the given maximal degrees.
 
     Parameters
