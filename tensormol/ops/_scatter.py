@@ -6,11 +6,16 @@ own backward is again a scatter, so forces (first derivative) and force training
 
 from __future__ import annotations
 
+import functools
+import logging
+
 import torch
 
 from .._validate import check_int_ge, check_tensor
 
 __all__ = ["scatter_sum", "segment_sum"]
+
+_log = logging.getLogger(__name__)
 
 
 def _check_args(src: torch.Tensor, index: torch.Tensor, dim_size: int, dim: int, name: str) -> int:
@@ -96,6 +101,35 @@ class _SegmentSumReduce(torch.autograd.Function):
         return grad_out.index_select(ctx.dim, index), None, None, None
 
 
+_SEGMENT_BACKENDS = ("auto", "torch", "segment_reduce", "cpp")
+
+
+@functools.cache
+def _announce(backend: str, requested: str, device: str) -> None:
+    _log.info("segment_sum: using the %r backend on %s (requested %r)", backend, device, requested)
+
+
+def _segment_backend(backend: str, src: torch.Tensor) -> str:
+    if backend not in _SEGMENT_BACKENDS:
+        raise ValueError(
+            f"backend must be one of {', '.join(repr(b) for b in _SEGMENT_BACKENDS)}, "
+            f"got {backend!r}"
+        )
+    chosen = backend
+    if backend == "auto":
+        from .._ext import ext_status
+
+        status = ext_status()  # never triggers a build
+        if status.loaded and (not src.is_cuda or status.cuda):
+            chosen = "cpp"
+        elif src.is_cuda:
+            chosen = "segment_reduce"
+        else:
+            chosen = "torch"
+    _announce(chosen, backend, src.device.type)
+    return chosen
+
+
 def segment_sum(
     src: torch.Tensor,
     index: torch.Tensor,
@@ -103,7 +137,7 @@ def segment_sum(
     dim: int = 0,
     *,
     check_sorted: bool = True,
-    method: str = "auto",
+    backend: str = "auto",
 ) -> torch.Tensor:
     """``scatter_sum`` for a sorted ``index`` (segments of consecutive slices), deterministic.
 
@@ -120,10 +154,13 @@ def segment_sum(
         Dimension of ``src`` that ``index`` runs along.
     check_sorted : bool
         Verify that ``index`` is non-decreasing (one pass; forces a sync on GPUs). An unsorted
-        index would give silently wrong sums with ``method="segment_reduce"``.
-    method : {"auto", "index_add", "segment_reduce"}
-        "auto": ``segment_reduce`` on CUDA (deterministic, no atomics), ``index_add`` elsewhere
-        (faster on CPU, where it is deterministic too).
+        index would give silently wrong sums with the segment backends.
+    backend : {"auto", "torch", "segment_reduce", "cpp"}
+        "torch": ``index_add`` (the reference; deterministic on CPU). "segment_reduce":
+        ``torch.segment_reduce`` (deterministic on CUDA, no atomics). "cpp": the compiled
+        ``tensormol._ext.segment_sum_csr`` (loads the extension, fails loudly if it cannot).
+        "auto": "cpp" if the extension is already loaded in this process, else
+        "segment_reduce" on CUDA and "torch" elsewhere. Logged once per choice.
 
     Returns
     -------
@@ -131,23 +168,26 @@ def segment_sum(
         ``src``'s shape with size ``dim_size`` at ``dim``.
     """
     dim = _check_args(src, index, dim_size, dim, "segment_sum")
-    if method not in ("auto", "index_add", "segment_reduce"):
-        raise ValueError(
-            f"method must be 'auto', 'index_add' or 'segment_reduce', got {method!r}"
-        )
+    chosen = _segment_backend(backend, src)
     if check_sorted and index.numel() > 1 and not bool((index[1:] >= index[:-1]).all()):
         first = int((index[1:] < index[:-1]).nonzero()[0]) + 1
         raise ValueError(
             f"segment_sum: index must be sorted (non-decreasing); index[{first}] = "
             f"{int(index[first])} follows {int(index[first - 1])}. Use scatter_sum for any order"
         )
-    if method == "auto":
-        method = "segment_reduce" if src.is_cuda else "index_add"
-    if method == "index_add":
+    if chosen == "torch":
         shape = list(src.shape)
         shape[dim] = dim_size
         return src.new_zeros(shape).index_add(dim, index, src)
     lengths = torch.bincount(index, minlength=dim_size)
     if lengths.shape[0] != dim_size:
         raise IndexError(f"segment_sum: index values must lie in [0, dim_size={dim_size})")
-    return _SegmentSumReduce.apply(src, index.to(torch.int64), lengths, dim)
+    if chosen == "segment_reduce":
+        return _SegmentSumReduce.apply(src, index.to(torch.int64), lengths, dim)
+    from .._ext import segment_sum_csr
+
+    ptr = torch.zeros(dim_size + 1, dtype=torch.int64, device=index.device)
+    ptr[1:] = torch.cumsum(lengths, 0)
+    moved = src.movedim(dim, 0)
+    out = segment_sum_csr(moved.reshape(moved.shape[0], -1), ptr, backend="cpp")
+    return out.reshape((dim_size,) + tuple(moved.shape[1:])).movedim(0, dim)
