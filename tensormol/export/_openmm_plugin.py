@@ -1,0 +1,226 @@
+"""The openmm-ml plugin: ``MLPotential("tensormol", bundle="model.tmol")``.
+
+This is the engine edge: OpenMM hands positions in nm and wants kJ/mol and kJ/mol/nm; the model
+works in Å and eV. The conversion happens here and only here, with the factors of
+:mod:`tensormol.units`.
+
+Two backends:
+
+``"python"``  an ``openmm.PythonForce`` calling the model through PyTorch (every platform).
+``"torch"``   openmm-torch's ``TorchForce`` with a TorchScript module (where ``openmmtorch``
+              imports, i.e. machines with CUDA-enabled torch); see :mod:`._torchforce`.
+
+``backend="auto"`` (default) picks ``"python"``: it is the route that runs everywhere, and the
+TorchForce route is opt-in until the model is scriptable on every platform.
+
+Periodic systems: the model builds its own neighbour list with all periodic images within the
+cutoff (not only the minimum image), from the box OpenMM passes at every call, so barostat moves
+(NPT) and boxes smaller than twice the cutoff are both handled exactly. Registration: the package
+entry point ``openmmml.potentials: tensormol`` (or :func:`register_openmm_plugin` until it is
+installed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import openmm
+import openmm.app
+import torch
+from openmm import unit
+from openmmml.mlpotential import MLPotential, MLPotentialImpl, MLPotentialImplFactory
+
+from tensormol import keys as K
+from tensormol.export._bundle import Bundle, BundleError, bundle_from_bytes, load_bundle
+from tensormol.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+
+__all__ = [
+    "TensorMolPotentialImplFactory",
+    "TensorMolPotentialImpl",
+    "TensorMolForceCallback",
+    "register_openmm_plugin",
+    "ENERGY_TO_OPENMM",
+    "FORCE_TO_OPENMM",
+]
+
+#: eV -> kJ/mol.
+ENERGY_TO_OPENMM = EV_TO_KJ_PER_MOL
+#: eV/Å -> kJ/mol/nm.
+FORCE_TO_OPENMM = EV_TO_KJ_PER_MOL / ANGSTROM_TO_NM
+
+_BACKENDS = ("auto", "python", "torch")
+
+
+class TensorMolForceCallback:
+    """The computation of a ``PythonForce``: OpenMM state (nm) -> (kJ/mol, kJ/mol/nm).
+
+    Picklable (OpenMM pickles the callable to copy or serialize a System): the pickled state
+    holds the bundle's bytes, not a path, so a serialized System stays self-contained; the model
+    is rebuilt lazily on first use.
+
+    Parameters
+    ----------
+    bundle : Bundle
+    atomic_numbers : sequence of int
+        Elements of the particles the force applies to, in order.
+    periodic : bool
+        Use the periodic box of the State (all three directions periodic).
+    device : str
+    """
+
+    def __init__(self, bundle: Bundle, atomic_numbers: Iterable[int], periodic: bool,
+                 device: str = "cpu") -> None:
+        self._bundle_bytes = bundle.to_bytes()
+        self._bundle = bundle
+        self.atomic_numbers = [int(z) for z in atomic_numbers]
+        bundle.check_species(self.atomic_numbers)
+        self.periodic = bool(periodic)
+        self.device = str(device)
+        self._model: torch.nn.Module | None = None
+        self._z: torch.Tensor | None = None
+        self._pbc: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        return {"bundle": self._bundle_bytes, "atomic_numbers": self.atomic_numbers,
+                "periodic": self.periodic, "device": self.device}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._bundle_bytes = state["bundle"]
+        self._bundle = bundle_from_bytes(self._bundle_bytes)
+        self.atomic_numbers = list(state["atomic_numbers"])
+        self.periodic = bool(state["periodic"])
+        self.device = state["device"]
+        self._model = None
+        self._z = None
+        self._pbc = None
+
+    # ------------------------------------------------------------------ evaluation
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = self._bundle.build_model(device=self.device)
+            dev = torch.device(self.device)
+            self._z = torch.tensor(self.atomic_numbers, dtype=torch.int64, device=dev)
+            self._pbc = torch.full((1, 3), self.periodic, dtype=torch.bool, device=dev)
+        return self._model
+
+    def evaluate(self, positions_nm: np.ndarray, box_nm: np.ndarray | None
+                 ) -> tuple[float, np.ndarray]:
+        """Energy (kJ/mol) and forces (N, 3) float64 kJ/mol/nm at positions (N, 3) nm.
+
+        ``box_nm`` (3, 3) nm holds the box vectors as rows, or is ``None`` without periodicity.
+        """
+        model = self.model
+        dev = self._z.device
+        pos = torch.as_tensor(np.asarray(positions_nm, dtype=np.float64) * NM_TO_ANGSTROM,
+                              device=dev)
+        batch = {K.POSITIONS: pos, K.ATOMIC_NUMBERS: self._z, K.PBC: self._pbc}
+        if self.periodic:
+            if box_nm is None:
+                raise ValueError("the tensormol force is periodic but OpenMM passed no box")
+            batch[K.CELL] = torch.as_tensor(
+                np.asarray(box_nm, dtype=np.float64) * NM_TO_ANGSTROM, device=dev
+            )[None]
+        out = model(batch, compute_forces=True)
+        energy = float(out[K.ENERGY][0]) * ENERGY_TO_OPENMM
+        forces = out[K.FORCES].detach().cpu().numpy() * FORCE_TO_OPENMM
+        return energy, forces
+
+    def __call__(self, state: openmm.State) -> tuple[float, np.ndarray]:
+        pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        box = (state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+               if self.periodic else None)
+        return self.evaluate(pos, box)
+
+
+def _atomic_numbers(topology: openmm.app.Topology, atoms: list[int] | None) -> list[int]:
+    all_atoms = list(topology.atoms())
+    chosen = all_atoms if atoms is None else [all_atoms[i] for i in atoms]
+    zs = []
+    for atom in chosen:
+        if atom.element is None:
+            raise ValueError(
+                f"atom {atom.index} ({atom.name} in residue {atom.residue.name}) has no element; "
+                "the tensormol potential needs an element for every ML atom (virtual sites and "
+                "extra points cannot be in the ML region)"
+            )
+        zs.append(int(atom.element.atomic_number))
+    return zs
+
+
+class TensorMolPotentialImpl(MLPotentialImpl):
+    """Adds a tensormol model to an OpenMM System (made by the factory below).
+
+    Parameters
+    ----------
+    name : str
+        ``"tensormol"``.
+    bundle : path-like or Bundle
+        The model bundle (``tensormol export``).
+    device : str, optional
+        Torch device of the PythonForce backend (default: ``"cpu"``).
+    backend : {"auto", "python", "torch"}
+    """
+
+    def __init__(self, name: str, bundle: Any, device: str = "cpu",
+                 backend: str = "auto") -> None:
+        self.name = name
+        self.bundle = load_bundle(bundle)
+        self.device = device
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        self.backend = backend
+
+    def getMLLongRange(self) -> bool:
+        # A tensormol model is local: nothing beyond its cutoff.
+        return False
+
+    def addForces(self, topology: openmm.app.Topology, system: openmm.System,
+                  atoms: Iterable[int] | None, forceGroup: int, **args: Any) -> None:
+        """Add the model's force for ``atoms`` (all atoms if ``None``) in ``forceGroup``.
+
+        Extra keyword arguments: ``device`` and ``backend`` override the constructor's.
+        """
+        atom_list = None if atoms is None else [int(a) for a in atoms]
+        zs = _atomic_numbers(topology, atom_list)
+        what = "the ML region" if atom_list is not None else "the topology"
+        self.bundle.check_species(zs, what=what)
+        periodic = (topology.getPeriodicBoxVectors() is not None
+                    or system.usesPeriodicBoundaryConditions())
+        backend = args.get("backend", self.backend)
+        device = args.get("device", self.device)
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        if backend == "torch":
+            from tensormol.export._torchforce import make_torch_force
+
+            force = make_torch_force(self.bundle, zs, periodic)
+        else:
+            force = openmm.PythonForce(TensorMolForceCallback(self.bundle, zs, periodic, device))
+            force.setUsesPeriodicBoundaryConditions(periodic)
+        if atom_list is not None:
+            force.setParticles(atom_list)  # the callback then sees only these particles
+        force.setForceGroup(int(forceGroup))
+        force.setName("TensorMol")
+        system.addForce(force)
+
+
+class TensorMolPotentialImplFactory(MLPotentialImplFactory):
+    """Creates :class:`TensorMolPotentialImpl`; the ``openmmml.potentials`` entry point."""
+
+    def createImpl(self, name: str, bundle: Any = None, **args: Any) -> MLPotentialImpl:
+        if bundle is None:
+            raise BundleError(
+                'the tensormol potential needs a bundle: MLPotential("tensormol", '
+                'bundle="model.tmol") (create one with `tensormol export`)'
+            )
+        return TensorMolPotentialImpl(name, bundle, **args)
+
+
+def register_openmm_plugin(name: str = "tensormol") -> None:
+    """Register the factory with openmm-ml (a no-op if the entry point already did it)."""
+    if name not in MLPotential._implFactories:
+        MLPotential.registerImplFactory(name, TensorMolPotentialImplFactory())
