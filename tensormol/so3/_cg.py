@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-from fractions import Fraction
 
 import torch
 
@@ -56,44 +55,45 @@ def _check_triangle(l1: int, l2: int, l3: int) -> None:
         )
 
 
-def _racah_cg_squared_signed(l1: int, m1: int, l2: int, m2: int, l3: int) -> tuple[int, Fraction]:
-    """Exact complex CG ``<l1 m1; l2 m2 | l3 m1+m2>`` as ``(sign, square)``.
-
-    Racah's formula: the coefficient is ``sqrt(A) * S`` with ``A`` a ratio of factorials and
-    ``S`` an alternating sum of reciprocal factorial products, both rational.
-    """
-    m3 = m1 + m2
-    f = math.factorial
-    a = Fraction(
-        (2 * l3 + 1) * f(l3 + l1 - l2) * f(l3 - l1 + l2) * f(l1 + l2 - l3)
-        * f(l3 + m3) * f(l3 - m3) * f(l1 - m1) * f(l1 + m1) * f(l2 - m2) * f(l2 + m2),
-        f(l1 + l2 + l3 + 1),
-    )
-    k_min = max(0, l2 - l3 - m1, l1 - l3 + m2)
-    k_max = min(l1 + l2 - l3, l1 - m1, l2 + m2)
-    s = Fraction(0)
-    for k in range(k_min, k_max + 1):
-        den = (
-            f(k) * f(l1 + l2 - l3 - k) * f(l1 - m1 - k) * f(l2 + m2 - k)
-            * f(l3 - l2 + m1 + k) * f(l3 - l1 - m2 + k)
-        )
-        s += Fraction((-1) ** k, den)
-    if s == 0:
-        return 0, Fraction(0)
-    return (1 if s > 0 else -1), a * s * s
-
-
 @functools.cache
 def _complex_cg(l1: int, l2: int, l3: int) -> torch.Tensor:
-    """Complex CG tensor ``C[l1+m1, l2+m2, l3+m3]`` (float64, Condon-Shortley phases)."""
-    out = torch.zeros(2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1, dtype=torch.float64)
+    """Complex CG tensor ``C[l1+m1, l2+m2, l3+m3]`` (float64, Condon-Shortley phases).
+
+    Racah's formula, ``CG = sqrt(A) * sum_k (-1)^k / [k! (a-k)! (b-k)! (c-k)! (d+k)! (e+k)!]``
+    with ``a = l1+l2-l3``, ``b = l1-m1``, ``c = l2+m2``, ``d = l3-l2+m1``, ``e = l3-l1-m2`` and
+    ``A = (2l3+1) (l3+l1-l2)! (l3-l1+l2)! a! (l3+m3)! (l3-m3)! (l1-m1)! (l1+m1)! (l2-m2)! (l2+m2)!
+    / (l1+l2+l3+1)!``. Grouping factorials into binomials turns the sum into an integer,
+    ``S = sum_k (-1)^k C(a, k) C(l3-m3, b-k) C(l3+m3, c-k)``, divided by
+    ``a! (l3-m3)! (l3+m3)!``, so ``CG^2 = P (l1-m1)! (l1+m1)! (l2-m2)! (l2+m2)! S^2 /
+    (Q (l3+m3)! (l3-m3)!)`` with integers ``P = (2l3+1) (l3+l1-l2)! (l3-l1+l2)!`` and
+    ``Q = (l1+l2+l3+1)! a!``: exact integer arithmetic, one rounding at the end.
+    """
+    f = [math.factorial(n) for n in range(l1 + l2 + l3 + 2)]
+    comb = math.comb
+    a = l1 + l2 - l3
+    p = (2 * l3 + 1) * f[l3 + l1 - l2] * f[l3 - l1 + l2]
+    q = f[l1 + l2 + l3 + 1] * f[a]
+    n1, n2, n3 = 2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1
+    # <l1 -m1; l2 -m2 | l3 -m3> = (-1)^(l1+l2-l3) <l1 m1; l2 m2 | l3 m3>: compute m3 >= 0 only
+    mirror = -1.0 if a % 2 else 1.0
+    flat = [0.0] * (n1 * n2 * n3)
     for m1 in range(-l1, l1 + 1):
-        for m2 in range(max(-l2, -l3 - m1), min(l2, l3 - m1) + 1):
-            sign, sq = _racah_cg_squared_signed(l1, m1, l2, m2, l3)
-            if sign:
-                # float(Fraction) is correctly rounded; sqrt adds at most half an ulp.
-                out[l1 + m1, l2 + m2, l3 + m1 + m2] = sign * math.sqrt(float(sq))
-    return out
+        for m2 in range(max(-l2, -m1), min(l2, l3 - m1) + 1):
+            m3 = m1 + m2
+            b, c = l1 - m1, l2 + m2
+            total = 0
+            for k in range(max(0, l2 - l3 - m1, l1 - l3 + m2), min(a, b, c) + 1):
+                term = comb(a, k) * comb(l3 - m3, b - k) * comb(l3 + m3, c - k)
+                total += -term if k % 2 else term
+            if total == 0:
+                continue
+            num = p * f[l1 - m1] * f[l1 + m1] * f[l2 - m2] * f[l2 + m2] * total * total
+            den = q * f[l3 + m3] * f[l3 - m3]
+            # int / int is correctly rounded in Python; sqrt adds at most half an ulp.
+            value = math.sqrt(num / den) if total > 0 else -math.sqrt(num / den)
+            flat[((l1 + m1) * n2 + l2 + m2) * n3 + l3 + m3] = value
+            flat[((l1 - m1) * n2 + l2 - m2) * n3 + l3 - m3] = mirror * value
+    return torch.tensor(flat, dtype=torch.float64).reshape(n1, n2, n3)
 
 
 @functools.cache
@@ -143,7 +143,10 @@ def real_basis_in_complex(l: int, dtype: torch.dtype = torch.complex128,
 def _wigner_3j_f64(l1: int, l2: int, l3: int) -> torch.Tensor:
     b1, b2, b3 = _real_basis(l1), _real_basis(l2), _real_basis(l3)
     c = _complex_cg(l1, l2, l3).to(torch.complex128)
-    real = torch.einsum("ia,jb,kc,ijk->abc", b1, b2, b3.conj(), c)
+    # one index at a time: three small contractions instead of one 4-operand einsum
+    c = torch.einsum("ia,ijk->ajk", b1, c)
+    c = torch.einsum("jb,ajk->abk", b2, c)
+    real = torch.einsum("kc,abk->abc", b3.conj(), c)
     # The phase (-i)^l guarantees a real result; a large imaginary part would be a bug here.
     if float(real.imag.abs().max()) > 1e-9:
         raise RuntimeError(f"internal error: complex 3j tensor for ({l1}, {l2}, {l3})")

@@ -172,6 +172,17 @@ def test_mandel_known_entries_and_basis(generator):
     assert abs(float(m[0, 3] - s2 * C[0, 0, 1, 2])) <= 1e-14
     assert abs(float(m[4, 5] - 2 * C[0, 2, 0, 1])) <= 1e-14
     assert abs(float(m[2, 4] - s2 * C[2, 2, 0, 2])) <= 1e-14
+    # slow twin: explicit loops over the Voigt pairs
+    pairs = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+    w = [1.0, 1.0, 1.0, s2, s2, s2]
+    ref = torch.tensor([[w[a] * w[b] * float(C[i, j, k, l]) for b, (k, l) in enumerate(pairs)]
+                        for a, (i, j) in enumerate(pairs)], dtype=F64)
+    assert float((m - ref).abs().max()) <= 1e-14
+    R = _random_rotation(generator)
+    ref_rot = torch.tensor([[w[a] * w[b] * float(R[i, k] * R[j, l] + R[i, l] * R[j, k]) / 2
+                             for b, (k, l) in enumerate(pairs)]
+                            for a, (i, j) in enumerate(pairs)], dtype=F64)
+    assert float((mandel_rotation(R) - ref_rot).abs().max()) <= 1e-15
     b = mandel_basis()
     assert float((torch.einsum("kij,lij->kl", b, b) - torch.eye(6, dtype=F64)).abs().max()) <= 1e-15
     t = elasticity_basis().reshape(21, 36)
