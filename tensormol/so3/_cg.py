@@ -24,12 +24,12 @@ import torch
 
 from tensormol._validate import check_int_ge
 
-__all__ = ["wigner_3j", "clebsch_gordan", "real_basis_in_complex", "check_degree"]
+__all__ = ["wigner_3j", "clebsch_gordan", "real_basis_in_complex"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_degree(value: object, name: str) -> int:
+def _check_degree(value: object, name: str) -> int:
     """Return ``value`` as an ``int`` degree ``l >= 0``; raise ``ValueError`` naming ``name``."""
     try:
         return check_int_ge(value, name, 0)
@@ -37,7 +37,7 @@ def check_degree(value: object, name: str) -> int:
         raise ValueError(str(err)) from None
 
 
-def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
+def _check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
     """Raise ``ValueError`` unless ``dtype`` is a real floating torch dtype."""
     if dtype not in _FLOAT_DTYPES:
         raise ValueError(
@@ -133,7 +133,7 @@ def real_basis_in_complex(l: int, dtype: torch.dtype = torch.complex128,
         holds the coordinates of the real basis vector in the complex basis ``|l, mu>``
         (row ``l + mu``). Real Wigner matrices are ``B^H D_complex B``.
     """
-    l = check_degree(l, "l")
+    l = _check_degree(l, "l")
     if dtype not in (torch.complex64, torch.complex128):
         raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype!r}")
     return _real_basis(l).to(dtype=dtype, device=device, copy=True)
@@ -187,8 +187,8 @@ def wigner_3j(l1: int, l2: int, l3: int, dtype: torch.dtype = torch.float64,
         If a degree is negative or not an integer, if the triangle rule fails, or if ``dtype``
         is not a real floating dtype.
     """
-    l1, l2, l3 = check_degree(l1, "l1"), check_degree(l2, "l2"), check_degree(l3, "l3")
-    dtype = check_float_dtype(dtype)
+    l1, l2, l3 = _check_degree(l1, "l1"), _check_degree(l2, "l2"), _check_degree(l3, "l3")
+    dtype = _check_float_dtype(dtype)
     _check_triangle(l1, l2, l3)
     return _wigner_3j_f64(l1, l2, l3).to(dtype=dtype, device=device, copy=True)
 

@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import torch
 
-from tensormol.so3._cg import _wigner_3j_f64, check_degree, check_float_dtype
+from tensormol.so3._cg import _check_degree, _check_float_dtype, _wigner_3j_f64
 
 __all__ = ["gaunt_coefficients", "gaunt", "gaunt_table", "gaunt_tensor", "gaunt_allowed"]
 
@@ -45,7 +45,7 @@ def gaunt_allowed(l1: int, l2: int, l3: int) -> bool:
     That is the triangle rule ``|l1 - l2| <= l3 <= l1 + l2`` and ``l1 + l2 + l3`` even
     (parity: the product of the three harmonics must be even under inversion).
     """
-    l1, l2, l3 = check_degree(l1, "l1"), check_degree(l2, "l2"), check_degree(l3, "l3")
+    l1, l2, l3 = _check_degree(l1, "l1"), _check_degree(l2, "l2"), _check_degree(l3, "l3")
     return abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0
 
 
@@ -97,15 +97,15 @@ def gaunt_coefficients(l1: int, l2: int, l3: int, dtype: torch.dtype = torch.flo
     Returns
     -------
     torch.Tensor
-        Shape ``(2*l1+1, 2*l2+1, 2*l3+1)``; dimensionless (the harmonics are per steradian^(1/2)).
+        Shape ``(2*l1+1, 2*l2+1, 2*l3+1)``, pure numbers.
 
     Raises
     ------
     ValueError
         If a degree is negative or not an integer, or ``dtype`` is not a real floating dtype.
     """
-    l1, l2, l3 = check_degree(l1, "l1"), check_degree(l2, "l2"), check_degree(l3, "l3")
-    dtype = check_float_dtype(dtype)
+    l1, l2, l3 = _check_degree(l1, "l1"), _check_degree(l2, "l2"), _check_degree(l3, "l3")
+    dtype = _check_float_dtype(dtype)
     return _gaunt_f64(l1, l2, l3).to(dtype=dtype, device=device, copy=True)
 
 
@@ -134,9 +134,9 @@ def gaunt_table(
         ``(2*l1+1, 2*l2+1, 2*l3+1)``, for exactly the triples allowed by the selection rules
         (:func:`gaunt_allowed`), in lexicographic order. Missing keys are zero blocks.
     """
-    l1max, l2max = check_degree(l1max, "l1max"), check_degree(l2max, "l2max")
-    l3max = check_degree(l3max, "l3max")
-    dtype = check_float_dtype(dtype)
+    l1max, l2max = _check_degree(l1max, "l1max"), _check_degree(l2max, "l2max")
+    l3max = _check_degree(l3max, "l3max")
+    dtype = _check_float_dtype(dtype)
     table = {}
     for l1 in range(l1max + 1):
         for l2 in range(l2max + 1):
@@ -174,4 +174,4 @@ def gaunt_tensor(l1max: int, l2max: int, l3max: int, dtype: torch.dtype = torch.
     out = torch.zeros((l1max + 1) ** 2, (l2max + 1) ** 2, (l3max + 1) ** 2, dtype=torch.float64)
     for (l1, l2, l3), block in table.items():
         out[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, l3 * l3:(l3 + 1) ** 2] = block
-    return out.to(dtype=check_float_dtype(dtype), device=device)
+    return out.to(dtype=_check_float_dtype(dtype), device=device)
