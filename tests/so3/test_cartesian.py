@@ -314,3 +314,26 @@ def test_linear_maps_are_differentiable(generator):
     assert torch.autograd.gradcheck(lambda c: elasticity_to_irreps(c, symmetrize=True), (C,))
     X = torch.randn(3, 3, dtype=F64, generator=generator, requires_grad=True)
     assert torch.autograd.gradcheck(rank2_to_irreps, (X,))
+
+
+@pytest.mark.parametrize("proper", [True, False])
+def test_equivariance_with_tensormol_irreps(generator, proper):
+    # the same checks with tensormol's own Irreps.D_from_matrix (public API of tensormol.so3)
+    from tensormol.so3 import Irreps
+
+    R = _random_rotation(generator, proper=proper)
+    X = torch.randn(4, 3, 3, dtype=F64, generator=generator)
+    C = _random_elasticity(generator, 3)
+    for dtype, tol in [(F64, 1e-10), (torch.float32, 1e-5)]:
+        Rt, Xt, Ct = R.to(dtype), X.to(dtype), C.to(dtype)
+        d2 = Irreps(RANK2_IRREPS).D_from_matrix(Rt)
+        err = (rank2_to_irreps(Rt @ Xt @ Rt.T) - rank2_to_irreps(Xt) @ d2.T).abs().max()
+        assert float(err) <= tol
+        d4 = Irreps(ELASTICITY_IRREPS).D_from_matrix(Rt)
+        err = (elasticity_to_irreps(_rotate4(Rt, Ct)) - elasticity_to_irreps(Ct) @ d4.T).abs().max()
+        assert float(err) <= tol
+        dv = Irreps(VECTOR_IRREPS).D_from_matrix(Rt)
+        v = Xt[:, 0]
+        assert float((vector_to_irreps(v @ Rt.T) - vector_to_irreps(v) @ dv.T).abs().max()) <= tol
+    assert float((Irreps(ELASTICITY_IRREPS).D_from_matrix(R)
+                  - _irreps_d(ELASTICITY_IRREPS, R)).abs().max()) <= 1e-12

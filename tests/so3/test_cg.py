@@ -192,3 +192,25 @@ def test_selection_rule_and_argument_errors():
     with pytest.raises(ValueError, match="dtype"):
         wigner_3j(1, 1, 1, dtype=torch.int64)
     assert wigner_3j(np.int64(2), 1, 1).shape == (5, 3, 3)
+
+
+def test_equivariance_with_tensormol_wigner_d(generator):
+    # the same check against tensormol's own Wigner matrices (public API of tensormol.so3)
+    from tensormol.so3 import wigner_D_from_matrix
+
+    R = _random_rotation(generator)
+    d = {l: wigner_D_from_matrix(l, R) for l in range(11)}
+    for l in range(7):
+        assert float((d[l] - _wigner_d_quadrature(l, R)).abs().max()) <= 1e-12
+    d32 = {l: wigner_D_from_matrix(l, R.float()) for l in range(5)}
+    worst64 = worst32 = 0.0
+    for l1, l2, l3 in list(_triples(4)) + [(10, 10, 10), (10, 6, 7)]:
+        c = wigner_3j(l1, l2, l3)
+        rot = torch.einsum("ai,bj,ck,ijk->abc", d[l1], d[l2], d[l3], c)
+        worst64 = max(worst64, float((rot - c).abs().max()))
+        if max(l1, l2, l3) <= 4:
+            c32 = wigner_3j(l1, l2, l3, dtype=torch.float32)
+            rot32 = torch.einsum("ai,bj,ck,ijk->abc", d32[l1], d32[l2], d32[l3], c32)
+            worst32 = max(worst32, float((rot32 - c32).abs().max()))
+    assert worst64 <= 1e-10, worst64
+    assert worst32 <= 1e-5, worst32

@@ -140,3 +140,14 @@ def test_dtype_and_errors():
     with pytest.raises(ValueError, match="dtype"):
         gaunt_tensor(1, 1, 1, dtype=torch.complex64)
     assert gaunt is gaunt_coefficients
+
+
+def test_matches_quadrature_of_tensormol_harmonics(quadrature_gaunt):
+    # independent quadrature again, with tensormol's own spherical harmonics (public API)
+    from tensormol.so3 import spherical_harmonics
+
+    pts, w = _sphere_quadrature(n_theta=12, n_phi=25)
+    y = spherical_harmonics(list(range(LMAX + 1)), pts, normalize=True, normalization="integral")
+    ref = torch.einsum("p,pa,pb,pc->abc", w, y, y, y)
+    assert float((ref - quadrature_gaunt).abs().max()) <= 1e-12
+    assert float((gaunt_tensor(LMAX, LMAX, LMAX) - ref).abs().max()) <= 1e-10
