@@ -19,6 +19,9 @@ __all__ = [
     "ANGSTROM_TO_NM",
     "NM_TO_ANGSTROM",
     "BOLTZMANN_EV_PER_K",
+    "AMU_TO_KG",
+    "AMU_TO_G",
+    "EV_PER_ANGSTROM_AMU_TO_ANGSTROM_PER_FS2",
     "ENERGY_UNITS",
     "LENGTH_UNITS",
     "energy_factor",
@@ -36,6 +39,11 @@ BOHR_TO_ANGSTROM = 0.529177210903  # CODATA 2018
 ANGSTROM_TO_NM = 0.1
 NM_TO_ANGSTROM = 10.0
 BOLTZMANN_EV_PER_K = 8.617333262e-5  # CODATA 2018, exact in SI 2019
+AMU_TO_KG = 1.66053906660e-27  # CODATA 2018
+AMU_TO_G = AMU_TO_KG * 1000.0
+#: Acceleration in Å/fs² of a 1 eV/Å force on a 1 amu mass; equally (Å/fs)² per eV/amu, the
+#: factor between k_B T / m and a velocity variance in MD integrators (9.6485e-3).
+EV_PER_ANGSTROM_AMU_TO_ANGSTROM_PER_FS2 = EV_TO_J / AMU_TO_KG * 1e-10
 
 #: Energy units a data file may declare, as factors to eV.
 ENERGY_UNITS: dict[str, float] = {
