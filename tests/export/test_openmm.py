@@ -1,0 +1,222 @@
+"""The openmm-ml plugin: OpenMM's energies and forces equal the model's, through the unit edge."""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata as md
+import pickle
+
+import numpy as np
+import openmm
+import openmm.app as app
+import pytest
+import torch
+from openmm import unit
+
+from tensormol import keys as K
+from tensormol.export import load_model
+from tensormol.export._openmm_plugin import (
+    ENERGY_TO_OPENMM,
+    FORCE_TO_OPENMM,
+    TensorMolForceCallback,
+    TensorMolPotentialImplFactory,
+    register_openmm_plugin,
+)
+from tensormol.export._torchforce import OpenMMEnergyModule, openmmtorch_import_error
+from tensormol.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL
+
+pytestmark = pytest.mark.openmm
+
+
+def _topology(symbols, box_A=None):
+    top = app.Topology()
+    chain = top.addChain()
+    res = top.addResidue("MOL", chain)
+    for s in symbols:
+        top.addAtom(s, app.Element.getBySymbol(s), res)
+    if box_A is not None:
+        top.setPeriodicBoxVectors([openmm.Vec3(*row) * ANGSTROM_TO_NM for row in box_A]
+                                  * unit.nanometer)
+    return top
+
+
+def _potential(bundle):
+    register_openmm_plugin()
+    from openmmml import MLPotential
+
+    return MLPotential("tensormol", bundle=str(bundle))
+
+
+def _openmm_eval(system, pos_A, box_A=None):
+    ctx = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                         openmm.Platform.getPlatformByName("Reference"))
+    if box_A is not None:
+        ctx.setPeriodicBoxVectors(*[openmm.Vec3(*row) * ANGSTROM_TO_NM for row in box_A])
+    ctx.setPositions(np.asarray(pos_A) * ANGSTROM_TO_NM)
+    st = ctx.getState(getEnergy=True, getForces=True)
+    return (st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+            st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+
+
+def _model_eval(model, z, pos_A, box_A=None):
+    batch = {K.POSITIONS: torch.tensor(np.asarray(pos_A), dtype=torch.float64),
+             K.ATOMIC_NUMBERS: torch.tensor(z)}
+    if box_A is not None:
+        batch[K.CELL] = torch.tensor(np.asarray(box_A), dtype=torch.float64)[None]
+        batch[K.PBC] = torch.ones(1, 3, dtype=torch.bool)
+    out = model(batch, compute_forces=True)
+    return float(out[K.ENERGY][0]), out[K.FORCES].numpy()
+
+
+def _assert_close(e_mm, f_mm, e_model, f_model, rtol=1e-6):
+    e_ref = e_model * EV_TO_KJ_PER_MOL
+    f_ref = f_model * EV_TO_KJ_PER_MOL / ANGSTROM_TO_NM
+    assert abs(e_mm - e_ref) <= rtol * abs(e_ref)
+    assert np.abs(f_mm - f_ref).max() <= rtol * np.abs(f_ref).max()
+
+
+def _ethanols(n, box, seed=0):
+    from ase.build import molecule
+
+    rng = np.random.default_rng(seed)
+    eth = molecule("CH3CH2OH")
+    syms, pos = [], []
+    for i in range(n):
+        p = eth.get_positions() - eth.get_positions().mean(0)
+        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        pos.append(p @ q.T + (np.array([0.25, 0.5, 0.75]) + 0.33 * i) % 1.0 * box)
+        syms += eth.get_chemical_symbols()
+    return syms, np.concatenate(pos)
+
+
+def test_unit_factors_come_from_units_py():
+    assert ENERGY_TO_OPENMM == EV_TO_KJ_PER_MOL
+    assert FORCE_TO_OPENMM == pytest.approx(964.8533212331, rel=1e-12)
+
+
+def test_molecule_energy_and_forces_match_the_model(tiny_bundle):
+    from ase.build import molecule
+
+    a = molecule("CH3CH2OH")
+    system = _potential(tiny_bundle).createSystem(_topology(a.get_chemical_symbols()))
+    assert not system.usesPeriodicBoundaryConditions()
+    e, f = _openmm_eval(system, a.get_positions())
+    e0, f0 = _model_eval(load_model(tiny_bundle), a.get_atomic_numbers(), a.get_positions())
+    _assert_close(e, f, e0, f0)
+
+
+def test_periodic_box_matches_and_follows_cell_changes(tiny_bundle):
+    box = np.diag([9.0, 9.5, 10.0])
+    syms, pos = _ethanols(3, np.diag(box))
+    system = _potential(tiny_bundle).createSystem(_topology(syms, box))
+    assert system.usesPeriodicBoundaryConditions()
+    z = [app.Element.getBySymbol(s).atomic_number for s in syms]
+    model = load_model(tiny_bundle)
+    e, f = _openmm_eval(system, pos, box)
+    e0, f0 = _model_eval(model, z, pos, box)
+    _assert_close(e, f, e0, f0)
+    # A barostat move: box and positions scaled; and atoms wrapped out of the box by OpenMM's
+    # choice must not matter (minimum image / all images within the cutoff).
+    box2, pos2 = box * 0.93, pos * 0.93
+    pos2[:3] += box2[0]  # one molecule's atoms shifted by a lattice vector
+    e2, f2 = _openmm_eval(system, pos2, box2)
+    e20, f20 = _model_eval(model, z, pos * 0.93, box2)
+    _assert_close(e2, f2, e20, f20)
+    assert abs(e2 - e) > 1e-3  # the cell change was seen
+
+
+def test_box_smaller_than_twice_the_cutoff_is_exact(tiny_bundle):
+    # Cutoff 3 Å, box 4.2 Å: pairs interact with several images. The energy of a 2x2x2
+    # supercell must be 8 times that of the cell, forces periodic.
+    from ase.build import molecule
+
+    w = molecule("H2O")
+    cell = np.diag([4.2, 4.4, 4.6])
+    pos = w.get_positions() + 1.0
+    syms = w.get_chemical_symbols()
+    e1, f1 = _openmm_eval(_potential(tiny_bundle).createSystem(_topology(syms, cell)), pos, cell)
+    shifts = np.array([[i, j, k] for i in range(2) for j in range(2) for k in range(2)])
+    big_pos = np.concatenate([pos + s @ cell for s in shifts])
+    big = 2 * cell
+    e8, f8 = _openmm_eval(_potential(tiny_bundle).createSystem(_topology(syms * 8, big)),
+                          big_pos, big)
+    assert e8 == pytest.approx(8 * e1, rel=1e-9)
+    np.testing.assert_allclose(f8.reshape(8, 3, 3), np.broadcast_to(f1, (8, 3, 3)),
+                               rtol=1e-8, atol=1e-8)
+    e0, f0 = _model_eval(load_model(tiny_bundle), w.get_atomic_numbers(), pos, cell)
+    _assert_close(e1, f1, e0, f0)
+
+
+def test_force_callback_pickles_and_system_serializes(tiny_bundle):
+    from ase.build import molecule
+
+    a = molecule("CH3CH2OH")
+    system = _potential(tiny_bundle).createSystem(_topology(a.get_chemical_symbols()))
+    e, f = _openmm_eval(system, a.get_positions())
+    restored = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+    e2, f2 = _openmm_eval(restored, a.get_positions())
+    assert e2 == e and np.array_equal(f2, f)
+    e3, _ = _openmm_eval(copy.deepcopy(system), a.get_positions())
+    assert e3 == e
+    from tensormol.export import load_bundle
+
+    cb = TensorMolForceCallback(load_bundle(tiny_bundle), a.get_atomic_numbers(), False)
+    cb2 = pickle.loads(pickle.dumps(cb))
+    pos_nm = a.get_positions() * ANGSTROM_TO_NM
+    assert cb2.evaluate(pos_nm, None)[0] == cb.evaluate(pos_nm, None)[0]
+
+
+def test_missing_species_and_missing_bundle_are_explained(tiny_bundle):
+    from openmmml import MLPotential
+
+    from tensormol.export import BundleError
+
+    register_openmm_plugin()
+    with pytest.raises(BundleError, match=r"N \(Z=7\).*not trained on"):
+        _potential(tiny_bundle).createSystem(_topology(["C", "N", "H"]))
+    with pytest.raises(BundleError, match="needs a bundle"):
+        MLPotential("tensormol")
+
+
+def test_entry_point_names_the_factory():
+    eps = [ep for ep in md.entry_points(group="openmmml.potentials") if ep.name == "tensormol"]
+    if eps:  # installed package metadata (pyproject entry point)
+        assert eps[0].load() is TensorMolPotentialImplFactory
+    register_openmm_plugin()
+    from openmmml import MLPotential
+
+    assert isinstance(MLPotential._implFactories["tensormol"], TensorMolPotentialImplFactory)
+
+
+def test_torchforce_module_matches_pythonforce_in_eager_mode(tiny_bundle):
+    # The module openmm-torch would run, evaluated eagerly: same energy, autograd forces.
+    from ase.build import molecule
+
+    from tensormol.export import load_bundle
+
+    a = molecule("CH3CH2OH")
+    bundle = load_bundle(tiny_bundle)
+    mod = OpenMMEnergyModule(bundle.build_model(), a.get_atomic_numbers().tolist(), False)
+    pos = torch.tensor(a.get_positions() * ANGSTROM_TO_NM, requires_grad=True)
+    energy = mod(pos)
+    (grad,) = torch.autograd.grad(energy, pos)
+    cb = TensorMolForceCallback(bundle, a.get_atomic_numbers(), False)
+    e_ref, f_ref = cb.evaluate(pos.detach().numpy(), None)
+    assert float(energy.detach()) == pytest.approx(e_ref, rel=1e-12)
+    np.testing.assert_allclose(-grad.numpy(), f_ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.skipif(openmmtorch_import_error() is not None,
+                    reason=f"openmmtorch does not import here: {openmmtorch_import_error()}")
+def test_torchforce_backend_matches_the_model(tiny_bundle):
+    from ase.build import molecule
+
+    a = molecule("CH3CH2OH")
+    register_openmm_plugin()
+    from openmmml import MLPotential
+
+    pot = MLPotential("tensormol", bundle=str(tiny_bundle), backend="torch")
+    system = pot.createSystem(_topology(a.get_chemical_symbols()))
+    e, f = _openmm_eval(system, a.get_positions())
+    e0, f0 = _model_eval(load_model(tiny_bundle), a.get_atomic_numbers(), a.get_positions())
+    _assert_close(e, f, e0, f0)
