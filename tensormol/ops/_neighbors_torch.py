@@ -156,13 +156,13 @@ def brute_force_pairs(
     n_images = shifts.shape[0]
     cutoff_sq = float(cutoff) ** 2
 
+    images = wrapped[:, None, :] + shift_vectors[None, :, :]  # (N, I, 3): every image of every j
     chunk = max(1, _BLOCK_ELEMENTS // max(1, n * n_images))
     out_i, out_j, out_s, out_d = [], [], [], []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         # (c, N, I, 3): vector from centre i (in the home cell) to image of j
-        vec = (wrapped[None, :, None, :] + shift_vectors[None, None, :, :]
-               - wrapped[start:stop, None, None, :])
+        vec = images[None] - wrapped[start:stop, None, None, :]
         dist_sq = (vec * vec).sum(dim=-1)
         mask = dist_sq < cutoff_sq
         rows = torch.arange(start, stop, device=device)
