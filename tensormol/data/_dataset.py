@@ -25,9 +25,17 @@ LABEL_KEYS: tuple[str, ...] = (K.ENERGY, K.FORCES, K.STRESS, K.DIPOLE)
 _PER_ATOM_LABELS = (K.FORCES,)
 
 
+def _np(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
 def _as_float64(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        return x.detach().to("cpu", torch.float64).clone()
     try:
-        t = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        t = torch.from_numpy(np.array(x, dtype=np.float64))  # a copy: never alias caller data
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be an array of numbers: {exc}") from None
     return t.to(torch.float64)
@@ -89,7 +97,7 @@ class AtomicDataset(Dataset):
         src = self.metadata.get("source")
         self._where = f" in {src}" if src else ""
 
-        counts = np.asarray(num_atoms)
+        counts = _np(num_atoms)
         if counts.ndim != 1 or not np.issubdtype(counts.dtype, np.integer):
             raise ValueError(f"num_atoms must be a 1-d integer array, got shape {counts.shape} "
                              f"and dtype {counts.dtype}{self._where}")
@@ -105,7 +113,7 @@ class AtomicDataset(Dataset):
 
         self.positions = _as_float64(positions, "positions")
         self._check_shape(self.positions, "positions", (ntot, 3))
-        z = np.asarray(atomic_numbers)
+        z = _np(atomic_numbers)
         if z.shape != (ntot,):
             raise ValueError(f"atomic_numbers must have shape ({ntot},) to match "
                              f"sum(num_atoms), got {z.shape}{self._where}")
@@ -168,7 +176,7 @@ class AtomicDataset(Dataset):
                    dtype: torch.dtype) -> torch.Tensor:
         if value is None:
             return torch.zeros((nframes, *shape), dtype=dtype)
-        arr = np.asarray(value)
+        arr = _np(value)
         if arr.shape == shape:
             arr = np.broadcast_to(arr, (nframes, *shape))
         if arr.shape != (nframes, *shape):
