@@ -4,8 +4,11 @@ Every op has a reference torch implementation (the specification) and, where one
 backend chosen per call and logged once.
 """
 
-from ._geometry import edge_vectors
+from ._geometry import edge_vectors, edge_vectors_unchecked
 from ._neighbors import neighbor_list, neighbor_list_backends
 from ._scatter import scatter_sum, segment_sum
 
-__all__ = ["neighbor_list", "neighbor_list_backends", "edge_vectors", "scatter_sum", "segment_sum"]
+__all__ = [
+    "neighbor_list", "neighbor_list_backends", "edge_vectors", "edge_vectors_unchecked",
+    "scatter_sum", "segment_sum",
+]

@@ -35,8 +35,9 @@ def _check_args(src: torch.Tensor, index: torch.Tensor, dim_size: int, dim: int,
             f"dim {dim} (shape {tuple(src.shape)})"
         )
     # A bound check is one pass over the index; on the CPU it replaces a cryptic torch error.
-    # On GPUs it would force a synchronisation, and the kernel asserts anyway.
-    if index.device.type == "cpu" and index.numel():
+    # On GPUs it would force a synchronisation (and the kernel asserts anyway); under
+    # torch.compile it would break the graph on a data-dependent value.
+    if index.device.type == "cpu" and index.numel() and not torch.compiler.is_compiling():
         lo, hi = int(index.min()), int(index.max())
         if lo < 0 or hi >= dim_size:
             raise IndexError(

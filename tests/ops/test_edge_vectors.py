@@ -124,3 +124,38 @@ def test_errors():
         edge_vectors(pos, ei[0], shifts)
     with pytest.raises(TypeError, match="edge_index must be an integer"):
         edge_vectors(pos, ei.double())
+
+
+def test_unchecked_variant_agrees(generator):
+    from tensormol.ops import edge_vectors_unchecked
+
+    p0, c0 = _periodic_system(generator, n=4, scale=3.0)
+    p1, c1 = _periodic_system(generator, n=3, scale=3.5)
+    pos = torch.cat([p0, p1])
+    batch = torch.tensor([0] * 4 + [1] * 3)
+    cells = torch.stack([c0, c1])
+    ei, s = neighbor_list(pos, 3.0, cells, True, batch)
+    ref = edge_vectors(pos, ei, s, cells, batch)
+    assert_close(edge_vectors_unchecked(pos, ei, s, cells, batch), ref, rtol=0, atol=0)
+    e0, s0 = neighbor_list(p0, 3.0, c0)
+    expect = edge_vectors(p0, e0, s0, c0)
+    assert_close(edge_vectors_unchecked(p0, e0, s0, c0, None), expect, rtol=0, atol=0)
+    assert_close(edge_vectors_unchecked(p0, e0, s0, c0[None], None), expect, rtol=0, atol=0)
+    assert_close(edge_vectors_unchecked(p0, e0), p0[e0[1]] - p0[e0[0]], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_unchecked_variant_exports(generator):
+    # torch.export traces it without graph breaks (about 30 s on a loaded 2-core machine).
+    from tensormol.ops import edge_vectors_unchecked
+
+    class Vectors(torch.nn.Module):
+        def forward(self, pos, edge_index, shifts, cell, batch):
+            return edge_vectors_unchecked(pos, edge_index, shifts, cell, batch)
+
+    pos, cell = _periodic_system(generator, n=5, scale=3.0)
+    ei, s = neighbor_list(pos, 2.5, cell)
+    batch = torch.zeros(5, dtype=torch.int64)
+    args = (pos, ei, s, cell[None], batch)
+    exported = torch.export.export(Vectors(), args)
+    assert_close(exported.module()(*args), edge_vectors(pos, ei, s, cell), rtol=0, atol=0)

@@ -287,3 +287,16 @@ def test_backends_registered_and_choice_logged(caplog):
         neighbor_list(pos, 2.0)
     msgs = [r.getMessage() for r in caplog.records if "neighbor_list" in r.getMessage()]
     assert msgs == ["neighbor_list: using the 'vesin' backend (requested 'auto')"]
+
+
+def test_sort_fallback_for_huge_index_ranges(generator):
+    # The packed int64 key would overflow for ~1e9 atoms; the lexsort path must give the same order.
+    from tensormol.ops._neighbors import _sort_order
+
+    i = torch.randint(0, 5, (200,), generator=generator)
+    j = torch.randint(0, 5, (200,), generator=generator)
+    s = torch.randint(-3, 4, (200, 3), generator=generator)
+    fast = _sort_order(i, j, s, 5)
+    slow = _sort_order(i, j, s, 2**31)
+    rows = lambda o: [(int(i[k]), int(j[k]), *map(int, s[k])) for k in o]  # noqa: E731
+    assert rows(fast) == rows(slow) == sorted(rows(range(200)))
