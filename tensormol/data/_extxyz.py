@@ -146,6 +146,20 @@ def iter_extxyz(path: str | Path) -> Iterator[XYZFrame]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"extended XYZ file not found: {str(p)!r}")
+    frames = _iter_frames(p)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except (EOFError, OSError, lzma.LZMAError, UnicodeDecodeError) as exc:
+            # A truncated or corrupt compressed stream (e.g. a copy taken mid-write).
+            raise ValueError(f"cannot read {str(p)!r}: the file is truncated or corrupt "
+                             f"({type(exc).__name__}: {exc})") from None
+        yield frame
+
+
+def _iter_frames(p: Path) -> Iterator[XYZFrame]:
     with open_text(p) as fh:
         lineno = 0
         frame = 0

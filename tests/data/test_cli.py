@@ -29,7 +29,8 @@ def test_generate_and_info(tmp_path, capsys):
     assert run_data(_parse(["data", "info", str(out), "--cutoff", "4.0"])) == 0
     text = capsys.readouterr().out
     assert "structures                 3" in text and "H C O" in text
-    assert "level_of_theory            GFN2-xTB" in text and "mean_num_neighbors         8.0" in text
+    assert "level_of_theory            GFN2-xTB" in text
+    assert "mean_num_neighbors         8.0" in text
     assert run_data(_parse(["data", "info", str(out), "--json"])) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["structures"] == 3 and info["labels"] == "energy, forces, dipole"

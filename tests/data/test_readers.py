@@ -227,6 +227,11 @@ def test_mismatched_lengths_are_clear(tmp_path):
         "2\n", "3\n", 1))
     with pytest.raises(ValueError, match="ends inside frame 1"):
         read_dataset(tmp_path / "t.xyz")
+    # a compressed file cut short
+    data = gzip.compress(_xyz([(-1.0, GOOD)] * 20).encode())
+    (tmp_path / "cut.xyz.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut\.xyz\.gz.*truncated or corrupt"):
+        read_dataset(tmp_path / "cut.xyz.gz")
     # labels in some frames only
     text = _xyz([(-1.0, GOOD)]) + "3\nProperties=species:S:1:pos:R:3:forces:R:3\n" + \
         "".join(g + "\n" for g in GOOD)
