@@ -17,7 +17,13 @@ from tensormol.config._io import (
     load_yaml,
     parse_override,
 )
-from tensormol.config._schema import ConfigError, FrozenDict, build_section, option
+from tensormol.config._schema import (
+    ConfigError,
+    FrozenDict,
+    build_section,
+    check_unknown_keys,
+    option,
+)
 from tensormol.config._sections import (
     METRIC_NAMES,
     DataConfig,
@@ -37,6 +43,7 @@ __all__ = [
     "FrozenDict",
     "option",
     "build_section",
+    "check_unknown_keys",
     "load_yaml",
     "load_config",
     "config_from_dict",

@@ -147,12 +147,13 @@ def config_from_dict(
         name = model.pop("name", None)
         raw["model"] = {"params": model} if name is None else {"name": name, "params": model}
     cfg = build_section(TrainConfig, raw, "")
-    _check_model_name(cfg.model)
+    _check_model(cfg.model)
     data_path = _resolve_path(cfg.data.path, Path(base_dir) if base_dir is not None else None)
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=data_path))
 
 
-def _check_model_name(model: ModelConfig) -> None:
+def _check_model(model: ModelConfig) -> None:
+    """Check the model name and, where the builder publishes its schema, the model's arguments."""
     from tensormol import models as _models  # noqa: F401  (registers the builders)
     from tensormol.registry import MODELS
 
@@ -162,6 +163,9 @@ def _check_model_name(model: ModelConfig) -> None:
             f"config entry 'model.name': unknown model {model.name!r}{suggest(model.name, valid)}; "
             f"valid models are: {', '.join(valid) or '(none registered)'}"
         )
+    config_class = getattr(MODELS.get(model.name), "config_class", None)
+    if config_class is not None:
+        build_section(config_class, model.params.to_dict(), "model")
 
 
 def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> TrainConfig:

@@ -205,7 +205,9 @@ class TrainerConfig:
     )
     log_every_n_steps: int = option(10, doc="training-step logging cadence", ge=1)
     accumulate_grad_batches: int = option(1, doc="batches per optimiser step", ge=1)
-    num_sanity_val_steps: int = option(0, doc="validation batches run before training", ge=0)
+    num_sanity_val_steps: int = option(
+        0, doc="validation batches run before training; -1 = all", ge=-1
+    )
     limit_train_batches: int | float | None = option(
         None, doc="batches per epoch (int) or fraction; null = all", gt=0
     )

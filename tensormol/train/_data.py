@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,17 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from tensormol import keys as K
 from tensormol.config import ConfigError, DataConfig
 from tensormol.train._sampler import ShardedSampler
 
-__all__ = ["PreparedData", "prepare_data", "PotentialDataModule", "read_configured_dataset"]
+__all__ = [
+    "PreparedData",
+    "prepare_data",
+    "PotentialDataModule",
+    "read_configured_dataset",
+    "split_configured_dataset",
+]
 
 
 @dataclass
@@ -28,21 +36,48 @@ class PreparedData:
     split_indices: dict[str, list[int]] = field(default_factory=dict)
 
 
-def read_configured_dataset(data: DataConfig) -> Dataset:
-    """Read the data file of a data section, in its declared units; clear error if it is missing."""
+#: Reader arguments the data section sets itself (not allowed under ``data.reader``).
+_OWN_READER_ARGS = ("path", "format", "energy_unit", "length_unit")
+
+
+def _check_reader_args(data: DataConfig) -> dict[str, Any]:
+    import inspect
+
+    from tensormol.config import check_unknown_keys
     from tensormol.data import read_dataset
 
+    sig = inspect.signature(read_dataset)
+    valid = [name for name, p in sig.parameters.items()
+             if p.kind is p.KEYWORD_ONLY and name not in _OWN_READER_ARGS]
+    kwargs = data.reader.to_dict()
+    check_unknown_keys(kwargs, valid, "data.reader")
+    return kwargs
+
+
+def read_configured_dataset(data: DataConfig) -> Dataset:
+    """Read the data file of a data section, in its declared units; clear error if it is missing.
+
+    ``data.max_frames`` keeps the first frames of the file.
+    """
+    from tensormol.data import FORMATS, read_dataset
+
     path = Path(data.path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(
             f"data.path: data file {str(path)!r} does not exist (working directory "
             f"{os.getcwd()!r}; relative paths in a YAML file resolve against the file's folder)"
         )
-    kwargs = dict(data.reader.to_dict())
-    if data.max_frames is not None:
-        kwargs["max_frames"] = data.max_frames
-    return read_dataset(str(path), format=data.format, energy_unit=data.energy_unit,
-                        length_unit=data.length_unit, **kwargs)
+    if data.format is not None and data.format not in FORMATS:
+        from tensormol.registry import suggest
+
+        raise ConfigError(f"data.format must be one of {', '.join(FORMATS)} or null, got "
+                          f"{data.format!r}{suggest(data.format, list(FORMATS))}")
+    kwargs = _check_reader_args(data)
+    dataset = read_dataset(str(path), format=data.format, energy_unit=data.energy_unit,
+                           length_unit=data.length_unit, **kwargs)
+    if data.max_frames is not None and data.max_frames < len(dataset):
+        dataset = dataset.index_select(range(data.max_frames))
+    return dataset
 
 
 def _split_sizes(data: DataConfig, n: int) -> tuple[int, int, int]:
@@ -54,7 +89,7 @@ def _split_sizes(data: DataConfig, n: int) -> tuple[int, int, int]:
     if sum(sizes) > n:
         raise ConfigError(
             f"data.split asks for {sizes[0]} + {sizes[1]} + {sizes[2]} = {sum(sizes)} frames but "
-            f"{data.path!r} holds {n}"
+            f"{data.path!r} holds {n}" + (" (data.max_frames)" if data.max_frames else "")
         )
     if sizes[0] < 1 or sizes[1] < 1:
         raise ConfigError(f"data.split gives {sizes[0]} training and {sizes[1]} validation frames "
@@ -62,7 +97,18 @@ def _split_sizes(data: DataConfig, n: int) -> tuple[int, int, int]:
     return sizes  # type: ignore[return-value]
 
 
-def prepare_data(data: DataConfig, seed: int, cutoff: float) -> PreparedData:
+def split_configured_dataset(data: DataConfig, dataset: Dataset, seed: int
+                             ) -> tuple[Dataset, Dataset, Dataset]:
+    """Split as the data section says (seed ``data.split_seed``, else the run seed)."""
+    from tensormol.data import split_dataset
+
+    n_train, n_val, n_test = _split_sizes(data, len(dataset))
+    split_seed = data.split_seed if data.split_seed is not None else seed
+    return split_dataset(dataset, train=n_train, val=n_val, test=n_test, seed=split_seed)
+
+
+def prepare_data(data: DataConfig, seed: int,
+                 cutoff_of: Callable[[list[int]], float]) -> PreparedData:
     """Read, split (seeded) and compute statistics on the training split.
 
     Parameters
@@ -71,33 +117,29 @@ def prepare_data(data: DataConfig, seed: int, cutoff: float) -> PreparedData:
         The data section.
     seed : int
         Run seed; the split uses ``data.split_seed`` when set.
-    cutoff : float
-        The model's cutoff (Å), for the mean neighbour count.
+    cutoff_of : callable
+        Maps the training species to the model's cutoff (Å): the cutoff is the model's, the one
+        source of truth, used here for the mean neighbour count.
     """
-    from tensormol.data import compute_statistics, split_dataset
+    from tensormol.data import compute_statistics
+    from tensormol.models import element_symbol
 
     dataset = read_configured_dataset(data)
-    n_train, n_val, n_test = _split_sizes(data, len(dataset))
-    split_seed = data.split_seed if data.split_seed is not None else seed
-    train, val, test = split_dataset(dataset, train=n_train, val=n_val, test=n_test,
-                                     seed=split_seed)
-    statistics = dict(compute_statistics(train, cutoff=cutoff))
-    species = sorted(int(z) for z in _species(train))
-    indices = {name: [int(i) for i in getattr(ds, "indices", [])]
-               for name, ds in (("train", train), ("val", val), ("test", test))}
+    if K.ENERGY not in dataset.labels and K.FORCES not in dataset.labels:
+        raise ValueError(f"data file {data.path!r} has neither energies nor forces to train on")
+    train, val, test = split_configured_dataset(data, dataset, seed)
+    species = list(train.species)
+    for name, part in (("validation", val), ("test", test)):
+        extra = sorted(set(part.species) - set(species)) if len(part) else []
+        if extra:
+            raise ConfigError(
+                f"the {name} split holds {', '.join(element_symbol(z) for z in extra)}, which "
+                f"the training split lacks; enlarge data.split.train or change data.split_seed"
+            )
+    statistics = dict(compute_statistics(train, cutoff=cutoff_of(species)))
+    indices = {name: [int(i) for i in part.metadata.get("source_indices", [])]
+               for name, part in (("train", train), ("val", val), ("test", test))}
     return PreparedData(train, val, test, statistics, species, indices)
-
-
-def _species(dataset: Dataset) -> set[int]:
-    from tensormol import keys as K
-
-    found = getattr(dataset, "species", None)
-    if found is not None:
-        return {int(z) for z in found}
-    zs: set[int] = set()
-    for i in range(len(dataset)):
-        zs.update(int(z) for z in dataset[i][K.ATOMIC_NUMBERS].tolist())
-    return zs
 
 
 class PotentialDataModule(L.LightningDataModule):
@@ -127,8 +169,10 @@ class PotentialDataModule(L.LightningDataModule):
         from tensormol.data import collate
 
         rank, world = self._rank_world()
+        trainer = self.trainer
+        epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
         sampler = ShardedSampler(len(dataset), shuffle=train, seed=self.seed, rank=rank,
-                                 world_size=world, drop_last=train)
+                                 world_size=world, drop_last=train, epoch_fn=epoch_fn)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                           num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

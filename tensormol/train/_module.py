@@ -135,6 +135,27 @@ class PotentialModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_split("val", prog_bar=True)
+        if not self.trainer.sanity_checking:
+            self._step_plateau()
+
+    def _step_plateau(self) -> None:
+        # The plateau schedule steps here, right after the validation metrics exist and before
+        # ModelCheckpoint saves: the saved scheduler state is then always post-step, so a resumed
+        # run continues exactly (Lightning's own epoch-end stepping is skipped on restart).
+        if self.plateau is None:
+            return
+        metrics = self.last_metrics.get("val", {})
+        name = self.monitor.split("/", 1)[1]
+        if name not in metrics:
+            raise ValueError(
+                f"training.monitor is {self.monitor!r} but validation produced no {name!r}; "
+                f"available: {', '.join('val/' + k for k in metrics)}"
+            )
+        sched = self.lr_schedulers()
+        sched.step(metrics[name])
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        """Lightning's own stepping is disabled: see :meth:`_step_plateau`."""
 
     def on_test_epoch_start(self) -> None:
         self._sums["test"].reset(self.device)
@@ -157,7 +178,9 @@ class PotentialModule(L.LightningModule):
         self.last_metrics[split] = metrics
         for name, value in metrics.items():
             show = prog_bar and name in ("loss", "forces_mae", "energy_per_atom_mae")
-            self.log(f"{split}/{name}", value, on_step=False, on_epoch=True, prog_bar=show,
+            # float64 tensors: Lightning would round plain floats to float32 in the CSV.
+            self.log(f"{split}/{name}", torch.tensor(value, dtype=torch.float64), on_step=False,
+                     on_epoch=True, prog_bar=show,
                      sync_dist=False, rank_zero_only=False)
 
     # ------------------------------------------------------------------------------- optimiser
@@ -172,9 +195,10 @@ class PotentialModule(L.LightningModule):
             opt, mode="min", factor=self.plateau["factor"], patience=self.plateau["patience"],
             min_lr=self.plateau["min_lr"], threshold=self.plateau["threshold"],
         )
+        # Registered with Lightning only so that it is saved and restored with checkpoints.
         return {"optimizer": opt, "lr_scheduler": {
             "scheduler": sched, "monitor": self.monitor, "interval": "epoch", "frequency": 1,
-            "strict": True,
+            "strict": False,
         }}
 
     # ----------------------------------------------------------------------------- checkpoint

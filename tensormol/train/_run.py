@@ -26,6 +26,7 @@ __all__ = [
     "train",
     "run_dir_of",
     "build_model",
+    "apply_statistics",
     "build_module",
     "build_trainer",
     "load_checkpoint",
@@ -73,25 +74,42 @@ def _is_primary_process() -> bool:
     return True
 
 
-def build_model(cfg: TrainConfig, statistics: dict[str, Any] | None,
-                species: list[int] | None) -> nn.Module:
-    """Build the configured model from the registry, wiring in data statistics and species."""
+def build_model(cfg: TrainConfig, species: list[int],
+                statistics: dict[str, Any] | None = None) -> nn.Module:
+    """Build the configured model from the registry for ``species``.
+
+    With ``statistics`` (from :func:`tensormol.data.compute_statistics` on the training split),
+    the model's per-element reference energies and energy scale are set from them.
+    """
     from tensormol import models as _models  # noqa: F401  (registers the builders)
     from tensormol.registry import MODELS
 
     builder = MODELS.get(cfg.model.name)
-    params = cfg.model.params.to_dict()
     try:
-        return builder(params, statistics=statistics, species=species)
-    except (TypeError, ValueError, KeyError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        raise ConfigError(f"model ({cfg.model.name}): {msg}") from None
+        model = builder(cfg.model.params.to_dict(), atomic_numbers=list(species))
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model ({cfg.model.name}): {err}") from None
+    if statistics is not None:
+        apply_statistics(model, statistics)
+    return model
 
 
-def model_cutoff(cfg: TrainConfig) -> float:
-    """The model's cutoff (Å): the one source of truth for neighbour lists and statistics."""
-    model = build_model(cfg, None, None)
-    return float(model.cutoff)
+def apply_statistics(model: nn.Module, statistics: dict[str, Any]) -> None:
+    """Set reference energies (least-squares per element) and the energy scale of ``model``.
+
+    The scale is the RMS of the training forces (eV/Å; the network's outputs are then of order
+    one in force units), or the per-atom energy residual spread without forces.
+    """
+    refs = statistics.get("element_energies")
+    scale = statistics.get("force_rms")
+    if not scale:
+        scale = statistics.get("energy_residual_per_atom_std") or None
+    model.set_energy_statistics(
+        reference_energies={int(z): float(e) for z, e in refs.items()} if refs else None,
+        scale=float(scale) if scale else None,
+    )
 
 
 def build_module(cfg: TrainConfig, model: nn.Module,
@@ -184,7 +202,7 @@ def _checkpoint_metadata(cfg: TrainConfig, prepared: PreparedData, cutoff: float
     return {
         "format": CHECKPOINT_FORMAT,
         "tensormol_version": tensormol.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "config": config_to_dict(cfg),
         "model_name": cfg.model.name,
         "model_params": cfg.model.params.to_dict(),
@@ -261,18 +279,25 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
         )
 
     # Everything that reads user input happens before the run folder is touched.
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    cutoff = model_cutoff(cfg)
-    prepared = prepare_data(cfg.data, cfg.seed, cutoff)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)  # weights independent of the data
-    model = build_model(cfg, prepared.statistics, prepared.species)
+    built: dict[str, nn.Module] = {}
+
+    def cutoff_of(species: list[int]) -> float:
+        # The model needs the species of the training split; the statistics need its cutoff.
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        built["model"] = build_model(cfg, species)
+        return float(built["model"].cutoff)
+
+    prepared = prepare_data(cfg.data, cfg.seed, cutoff_of)
+    model = built["model"]
+    apply_statistics(model, prepared.statistics)
+    cutoff = float(model.cutoff)
     metadata = _checkpoint_metadata(cfg, prepared, cutoff)
     module = build_module(cfg, model, metadata)
     datamodule = PotentialDataModule(prepared, cfg.data.batch_size, cfg.data.eval_batch_size,
                                      cfg.data.num_workers, seed=cfg.seed)
     resume_step = None
     if ckpt_path is not None:
-        resume_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        resume_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=True)
                           .get("global_step", 0))
     trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
                             **(trainer_overrides or {}))
@@ -323,7 +348,7 @@ def load_checkpoint(path: str | os.PathLike, *, ema: bool = True,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
     meta = ckpt.get("tensormol")
     if not isinstance(meta, dict):
         raise ValueError(f"{str(path)!r} is not a tensormol training checkpoint "
@@ -332,7 +357,7 @@ def load_checkpoint(path: str | os.PathLike, *, ema: bool = True,
         raise ValueError(f"{str(path)!r} has checkpoint format {meta['format']}; this tensormol "
                          f"reads up to {CHECKPOINT_FORMAT}")
     cfg = config_from_dict(meta["config"])
-    model = build_model(cfg, meta["statistics"], meta["species"])
+    model = build_model(cfg, meta["species"])  # reference energies and scale: in the state dict
     state = ckpt["state_dict"]
     prefix = "ema.module." if ema and any(k.startswith("ema.module.") for k in state) else "model."
     sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

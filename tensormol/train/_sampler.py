@@ -8,7 +8,7 @@ step ``k`` — so data-parallel training reproduces single-process training.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import Sampler
@@ -33,10 +33,15 @@ class ShardedSampler(Sampler[int]):
         Drop the tail so every process gets ``n // world_size`` indices (training); ``False``
         gives ranks below ``n % world_size`` one more index and never repeats one (evaluation:
         errors then add up exactly across processes).
+    epoch_fn : callable, optional
+        Returns the epoch when iteration starts (e.g. ``lambda: trainer.current_epoch``); it takes
+        precedence over :meth:`set_epoch`. Lightning's ``set_epoch`` calls are off by one after a
+        resume at an epoch boundary, which would change the data order of a resumed run.
     """
 
     def __init__(self, n: int, *, shuffle: bool, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, drop_last: bool = False) -> None:
+                 world_size: int = 1, drop_last: bool = False,
+                 epoch_fn: Callable[[], int] | None = None) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
                              f"world_size={world_size}")
@@ -46,6 +51,7 @@ class ShardedSampler(Sampler[int]):
         self.rank = int(rank)
         self.world_size = int(world_size)
         self.drop_last = bool(drop_last)
+        self.epoch_fn = epoch_fn
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -53,6 +59,8 @@ class ShardedSampler(Sampler[int]):
         self.epoch = int(epoch)
 
     def _order(self) -> list[int]:
+        if self.epoch_fn is not None:
+            self.epoch = int(self.epoch_fn())
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
