@@ -19,7 +19,7 @@ import torch
 from .._validate import check_finite, check_positive, check_tensor
 from ..registry import BACKENDS
 from ._neighbors_torch import brute_force_pairs, complete_cell, lattice_heights
-from ._neighbors_vesin import vesin_import_error, vesin_pairs
+from ._neighbors_vesin import make_vesin_calculator, vesin_import_error, vesin_pairs
 
 __all__ = ["neighbor_list", "neighbor_list_backends"]
 
@@ -167,35 +167,55 @@ def _resolve_structures(
     return ptr, cells, pbcs
 
 
-def _check_cell(cell: torch.Tensor, pbc: torch.Tensor, cutoff: float, index: int) -> None:
-    """Reject singular periodic cells and cells so small that the images would explode."""
-    if not bool(pbc.any()):
-        return
-    where = f"cell[{index}]" if index >= 0 else "cell"
-    rows = [k for k in range(3) if bool(pbc[k])]
-    norms = torch.linalg.norm(cell[rows], dim=1)
-    if bool((norms <= 0).any()):
-        raise ValueError(
-            f"{where} is singular along its periodic directions: lattice vector(s) "
-            f"{[rows[k] for k in range(len(rows)) if norms[k] <= 0]} are zero (pbc={pbc.tolist()})"
-        )
-    full = complete_cell(cell, pbc)
-    norms_full = torch.linalg.norm(full, dim=1)
-    ratio = float(torch.linalg.det(full).abs() / norms_full.prod())
-    if not ratio > _SINGULAR_TOL:
-        raise ValueError(
-            f"{where} is singular along its periodic directions (|det| / prod |a_k| = {ratio:.3g},"
-            f" pbc={pbc.tolist()}): its lattice vectors are (nearly) linearly dependent"
-        )
-    heights = lattice_heights(full)
-    images = 1
-    for k in rows:
-        images *= 2 * (int(cutoff / float(heights[k])) + 1) + 1
-    if images > _MAX_IMAGES:
-        raise ValueError(
-            f"{where} is far too small for cutoff {cutoff} Å (perpendicular heights "
-            f"{[round(float(h), 6) for h in heights]} Å would need ~{images:.2e} periodic images)"
-        )
+def _complete_and_check_cells(
+    cells: torch.Tensor, pbcs: torch.Tensor, cutoff: float, per_structure: bool
+) -> torch.Tensor:
+    """Complete every cell (see ``complete_cell``) and reject the unusable periodic ones.
+
+    Rejected: a zero or (nearly) linearly dependent set of periodic lattice vectors, and cells so
+    small for the cutoff that the periodic images would explode. Vectorised over structures,
+    one group per pbc pattern, so a batch of many small cells costs a handful of torch calls.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, 3, 3) float64 completed cells.
+    """
+    full = torch.empty_like(cells)
+    for pattern in torch.unique(pbcs, dim=0):
+        rows = (pbcs == pattern).all(dim=1).nonzero().flatten()
+        if not bool(pattern.any()):
+            full[rows] = torch.eye(3, dtype=cells.dtype)
+            continue
+        periodic = pattern.nonzero().flatten().tolist()
+        group = cells[rows]
+        norms = torch.linalg.norm(group[:, periodic], dim=-1)  # (G, P)
+        completed = complete_cell(group, pattern)
+        ratio = torch.linalg.det(completed).abs() / torch.linalg.norm(completed, dim=-1).prod(-1)
+        heights = lattice_heights(completed)[:, periodic]  # (G, P)
+        reps = torch.floor(cutoff / heights) + 1
+        images = (2 * reps + 1).prod(-1)
+        # NaN ratios (a zero periodic vector, or parallel ones) fail ``> tol`` too.
+        bad = (norms <= 0).any(-1) | ~(ratio > _SINGULAR_TOL) | ~(images <= _MAX_IMAGES)
+        if bool(bad.any()):
+            g = int(bad.nonzero()[0])
+            b = int(rows[g])
+            where = f"cell[{b}]" if per_structure else "cell"
+            pbc_txt = f"pbc={pattern.tolist()}"
+            if bool((norms[g] <= 0).any()) or not float(ratio[g]) > _SINGULAR_TOL:
+                raise ValueError(
+                    f"{where} is singular along its periodic directions ({pbc_txt}): "
+                    f"|det| / prod |a_k| = {float(ratio[g]):.3g}, lattice vector lengths "
+                    f"{[round(float(x), 6) for x in norms[g]]} Å; its periodic lattice vectors "
+                    "must be nonzero and linearly independent"
+                )
+            raise ValueError(
+                f"{where} is far too small for cutoff {cutoff} Å (perpendicular heights "
+                f"{[round(float(h), 6) for h in heights[g]]} Å would need ~{float(images[g]):.2e}"
+                " periodic images)"
+            )
+        full[rows] = completed
+    return full
 
 
 def _sort_order(i: torch.Tensor, j: torch.Tensor, s: torch.Tensor, n: int) -> torch.Tensor:
@@ -286,20 +306,23 @@ def neighbor_list(
     chosen = _resolve_backend(backend)
     ptr, cells, pbcs = _resolve_structures(positions, cell, pbc, batch)
     n_struct = cells.shape[0]
-    for b in range(n_struct):
-        _check_cell(cells[b], pbcs[b], cutoff, b if (cell is not None and cell.dim() == 3) else -1)
+    per_structure = cell is not None and cell.dim() == 3 and cell.shape[0] > 1
+    cells = _complete_and_check_cells(cells, pbcs, cutoff, per_structure)
 
     device = positions.device
     pos = positions.detach().to(torch.float64)
+    calculator = None
     if chosen == "vesin":
         pos = pos.to("cpu")
+        calculator = make_vesin_calculator(cutoff)
+    pbc_rows = pbcs.tolist()
     parts_i, parts_j, parts_s, parts_d = [], [], [], []
     for b in range(n_struct):
         lo, hi = ptr[b], ptr[b + 1]
         if hi == lo:
             continue
         if chosen == "vesin":
-            i, j, s, d = vesin_pairs(pos[lo:hi], cells[b], pbcs[b], cutoff,
+            i, j, s, d = vesin_pairs(calculator, pos[lo:hi], cells[b], pbc_rows[b],
                                      distances=check_overlap)
         else:
             i, j, s, d = brute_force_pairs(pos[lo:hi], cells[b], pbcs[b], cutoff)

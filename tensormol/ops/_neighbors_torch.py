@@ -24,38 +24,42 @@ def complete_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
     Along a non-periodic direction no translation is ever applied, so its lattice vector is
     irrelevant to the neighbour set; users often leave it zero (slabs, wires). Completing it with
     unit vectors orthogonal to the periodic ones gives a non-singular cell whose fractional
-    coordinates and plane heights are well defined along the periodic directions.
+    coordinates and plane heights are well defined along the periodic directions. Idempotent.
 
     Parameters
     ----------
     cell : torch.Tensor
-        (3, 3) float64, Å, lattice vectors as rows.
+        (..., 3, 3) float, Å, lattice vectors as rows.
     pbc : torch.Tensor
-        (3,) bool, periodic directions.
+        (3,) bool, periodic directions (shared by all cells of the batch).
 
     Returns
     -------
     torch.Tensor
-        (3, 3) float64, Å: ``cell`` with the non-periodic rows replaced.
+        (..., 3, 3), Å: ``cell`` with the non-periodic rows replaced (the identity if none is
+        periodic).
     """
     periodic = [k for k in range(3) if bool(pbc[k])]
-    if len(periodic) in (0, 3):
-        return cell.clone() if periodic else torch.eye(3, dtype=cell.dtype, device=cell.device)
-    out = cell.clone()
     free = [k for k in range(3) if k not in periodic]
+    if len(periodic) == 3:
+        return cell.clone()
+    if not periodic:
+        return torch.eye(3, dtype=cell.dtype, device=cell.device).expand(cell.shape).clone()
+    out = cell.clone()
+
+    def unit(v: torch.Tensor) -> torch.Tensor:
+        return v / torch.linalg.norm(v, dim=-1, keepdim=True)
+
     if len(periodic) == 2:
-        n = torch.linalg.cross(cell[periodic[0]], cell[periodic[1]])
-        out[free[0]] = n / torch.linalg.norm(n)
+        out[..., free[0], :] = unit(torch.linalg.cross(cell[..., periodic[0], :],
+                                                       cell[..., periodic[1], :]))
     else:
-        a = cell[periodic[0]] / torch.linalg.norm(cell[periodic[0]])
+        a = unit(cell[..., periodic[0], :])
         # The Cartesian axis least aligned with a gives a well-conditioned first perpendicular.
-        e = torch.zeros_like(a)
-        e[int(torch.argmin(a.abs()))] = 1.0
-        u = torch.linalg.cross(a, e)
-        u = u / torch.linalg.norm(u)
-        v = torch.linalg.cross(a, u)
-        out[free[0]] = u
-        out[free[1]] = v / torch.linalg.norm(v)
+        e = torch.nn.functional.one_hot(a.abs().argmin(dim=-1), 3).to(a.dtype)
+        u = unit(torch.linalg.cross(a, e))
+        out[..., free[0], :] = u
+        out[..., free[1], :] = unit(torch.linalg.cross(a, u))
     return out
 
 
@@ -65,19 +69,19 @@ def lattice_heights(cell: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     cell : torch.Tensor
-        (3, 3) float, Å, non-singular, lattice vectors as rows.
+        (..., 3, 3) float, Å, non-singular, lattice vectors as rows.
 
     Returns
     -------
     torch.Tensor
-        (3,) Å: height ``k`` is the spacing of the lattice planes spanned by the two other vectors.
+        (..., 3) Å: height ``k`` is the spacing of the lattice planes spanned by the two other
+        vectors.
     """
     volume = torch.linalg.det(cell).abs()
-    areas = torch.stack(
-        [torch.linalg.norm(torch.linalg.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
-         for k in range(3)]
+    areas = torch.linalg.norm(
+        torch.linalg.cross(cell[..., [1, 2, 0], :], cell[..., [2, 0, 1], :]), dim=-1
     )
-    return volume / areas
+    return volume[..., None] / areas
 
 
 def image_ranges(cell: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> list[int]:
@@ -102,8 +106,8 @@ def image_ranges(cell: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> list[i
     list[int]
         Three non-negative integers, 0 along non-periodic directions.
     """
-    heights = lattice_heights(cell)
-    return [int(cutoff / float(heights[k])) + 1 if bool(pbc[k]) else 0 for k in range(3)]
+    heights = lattice_heights(cell).tolist()
+    return [int(cutoff / heights[k]) + 1 if bool(pbc[k]) else 0 for k in range(3)]
 
 
 def brute_force_pairs(

@@ -10,9 +10,7 @@ import functools
 
 import torch
 
-from ._neighbors_torch import complete_cell
-
-__all__ = ["vesin_import_error", "vesin_pairs"]
+__all__ = ["vesin_import_error", "make_vesin_calculator", "vesin_pairs"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -25,25 +23,35 @@ def vesin_import_error() -> str | None:
     return None
 
 
+def make_vesin_calculator(cutoff: float) -> object:
+    """A vesin ``NeighborList`` for a full (both directions), unsorted list; reusable across
+    structures with the same cutoff. Uses as many threads as torch does."""
+    from vesin_torch import NeighborList
+
+    return NeighborList(cutoff=float(cutoff), full_list=True, sorted=False,
+                        n_threads=max(1, torch.get_num_threads()))
+
+
 def vesin_pairs(
-    positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, cutoff: float,
+    calculator: object, positions: torch.Tensor, cell: torch.Tensor, pbc: list[bool],
     *, distances: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """All pairs (i, j, shift) of one structure with distance < cutoff, except i == j at zero shift.
 
-    The search runs on the CPU in float64 (this wrapper copies device tensors there); the results
-    come back unsorted on the CPU.
+    The search runs on the CPU in float64; the results come back unsorted on the CPU.
 
     Parameters
     ----------
+    calculator : vesin_torch.NeighborList
+        From ``make_vesin_calculator(cutoff)``.
     positions : torch.Tensor
-        (N, 3) float64, Å, N >= 1.
+        (N, 3) float64, Å, CPU, N >= 1.
     cell : torch.Tensor
-        (3, 3) float64, Å, lattice vectors as rows; rows of non-periodic directions are ignored.
-    pbc : torch.Tensor
-        (3,) bool.
-    cutoff : float
-        Å, > 0.
+        (3, 3) float64, Å, CPU, lattice vectors as rows, *completed* (``complete_cell``) so it
+        is non-singular: vesin accepts mixed periodicity, and a well-conditioned box keeps its
+        wrapping exact even when the user left a non-periodic lattice vector at zero.
+    pbc : list of bool
+        Three flags.
     distances : bool
         Also return the pair distances (float64, Å); otherwise the fourth output is ``None``.
 
@@ -52,24 +60,12 @@ def vesin_pairs(
     tuple
         ``i`` (E,) int64, ``j`` (E,) int64, ``shifts`` (E, 3) int64, ``distances`` (E,) float64.
     """
-    from vesin_torch import NeighborList
-
-    pos = positions.detach().to(device="cpu", dtype=torch.float64).contiguous()
-    pbc = pbc.to("cpu")
-    if bool(pbc.any()):
-        # vesin accepts mixed periodicity; the completed cell keeps it well conditioned even
-        # when the user left a non-periodic lattice vector at zero.
-        box = complete_cell(cell.to(device="cpu", dtype=torch.float64), pbc).contiguous()
-        periodic = pbc.clone()
+    if any(pbc):
+        box, periodic = cell.contiguous(), torch.tensor(pbc)
     else:
-        box = torch.zeros((3, 3), dtype=torch.float64)
-        periodic = torch.zeros(3, dtype=torch.bool)
-    calculator = NeighborList(
-        cutoff=float(cutoff), full_list=True, sorted=False,
-        n_threads=max(1, torch.get_num_threads()),
-    )
+        box, periodic = torch.zeros((3, 3), dtype=torch.float64), torch.zeros(3, dtype=torch.bool)
     quantities = "ijSd" if distances else "ijS"
-    out = calculator.compute(pos, box, periodic, quantities=quantities, copy=True)
+    out = calculator.compute(positions.contiguous(), box, periodic, quantities=quantities,
+                             copy=True)
     i, j, shifts = out[0].to(torch.int64), out[1].to(torch.int64), out[2].to(torch.int64)
-    d = out[3] if distances else None
-    return i, j, shifts, d
+    return i, j, shifts, (out[3] if distances else None)

@@ -264,6 +264,10 @@ def test_overlap_check():
         ({"batch": torch.tensor([0, 1, 2, 3]), "cell": 4 * torch.eye(3).repeat(2, 1, 1)},
          ValueError, "batch refers to structure 3"),
         ({"backend": "cuda"}, ValueError, "backend must be one of"),
+        ({"cell": torch.tensor([[0.0, 0, 0], [0, 4.0, 0], [0, 0, 0]], dtype=F64),
+          "pbc": (True, True, False)}, ValueError, r"cell is singular.*pbc=\[True, True, False\]"),
+        ({"cell": torch.stack([4 * torch.eye(3), torch.ones(3, 3)]),
+          "batch": torch.tensor([0, 0, 1, 1])}, ValueError, r"cell\[1\] is singular"),
     ],
 )
 def test_bad_input_raises_clear_errors(kwargs, error, match):
