@@ -299,6 +299,15 @@ def neighbor_list(
         periodic cell, or overlapping atoms (see ``check_overlap``). Messages name the argument.
     ImportError
         ``backend="vesin"`` when vesin-torch cannot be imported.
+
+    Notes
+    -----
+    The search is done in float64 whatever the dtype of ``positions``; edge vectors recomputed in
+    float32 may exceed the cutoff by rounding (~1e-6 Å), so layers should use cutoff functions
+    that vanish at the cutoff (all of ``tensormol.nn``'s do). Periodic self-images of an atom
+    (cells smaller than the cutoff) appear as (i, i, shift != 0). The order of the output does
+    not depend on the backend: both return the same sorted list, which the tests check exactly.
+    Structures of a batch are searched one after the other (about 30 µs of vesin overhead each).
     """
     check_tensor(positions, "positions", shape=(-1, 3), floating=True)
     cutoff = check_positive(cutoff, "cutoff")
