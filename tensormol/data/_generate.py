@@ -368,7 +368,9 @@ def generate(
     ----------
     output : path
         ``.xyz``, ``.extxyz`` or a compressed ``.xyz.gz``/``.bz2``/``.xz``. If it exists with a
-        state file ``<output>.state.json``, the run resumes (settings and structure must match).
+        state file ``<output>.state.json``, the run resumes (settings and structure must match,
+        except ``n_frames``: a finished run is extended by asking for more frames, and asking
+        for the frames it already has does nothing). The state file is kept after the run.
     structure : Structure
         Starting atoms (see :func:`prepare_structure`).
     settings : SamplingSettings
@@ -420,8 +422,11 @@ def generate(
         state = json.loads(state_file.read_text(encoding="utf-8"))
         if state.get("format") != _STATE_FORMAT or state.get("version") != _STATE_VERSION:
             raise ValueError(f"{str(state_file)!r} is not a tensormol generation state file")
+        # n_frames may change: the trajectory does not depend on where it will stop, so a run
+        # can be extended (or a longer one cut short) without touching the frames written.
         diffs = [f"{k}: {state['settings'].get(k)!r} then, {v!r} now"
-                 for k, v in s.as_dict().items() if state["settings"].get(k) != v]
+                 for k, v in s.as_dict().items()
+                 if k != "n_frames" and state["settings"].get(k) != v]
         if state["structure"]["numbers"] != record["numbers"] or not np.allclose(
                 state["structure"]["cell"], record["cell"]):
             diffs.append("the structure (atoms or cell) differs")
@@ -435,8 +440,16 @@ def generate(
         if size < state["bytes"]:
             raise ValueError(f"{str(out)!r} is shorter ({size} bytes) than its state records "
                              f"({state['bytes']} bytes); it was modified, use overwrite=True")
+        if state["frames"] > s.n_frames:
+            raise ValueError(f"{str(out)!r} already holds {state['frames']} frames, more than "
+                             f"n_frames={s.n_frames}; use overwrite=True to start afresh")
         if size > state["bytes"]:
             os.truncate(out, state["bytes"])  # drop a chunk appended after the last checkpoint
+        if state["frames"] == s.n_frames and state.get("complete"):
+            say(f"{out.name}: already complete with {s.n_frames} frames; nothing to do")
+            return {"path": str(out), "frames": s.n_frames, "complete": True,
+                    "resumed_from_frame": s.n_frames, "calls": 0, "seconds_per_call": 0.0,
+                    "wall_seconds": 0.0}
     elif out.exists():
         raise FileExistsError(f"{str(out)!r} exists and has no generation state "
                               f"({state_file.name}) to resume from; remove it or pass "
@@ -482,7 +495,7 @@ def generate(
             "positions": x.tolist(), "velocities": v.tolist(),
             "label": {k: (np.asarray(val).tolist() if isinstance(val, np.ndarray) else val)
                       for k, val in lab.items()},
-            "rng": rng.bit_generator.state,
+            "rng": rng.bit_generator.state, "complete": step >= s.total_steps,
         })
 
     if state is None:
@@ -528,9 +541,7 @@ def generate(
     finally:
         if bar is not None:
             bar.close()
-    complete = step >= s.total_steps
-    if complete:
-        state_file.unlink()
+    complete = step >= s.total_steps  # the state stays: a larger n_frames extends the run
     wall = time.perf_counter() - t_start
     say(f"{out.name}: {frames}/{s.n_frames} frames, {label.calls} tblite calls in this run, "
         f"{1e3 * label.mean_seconds:.2f} ms per call, {wall:.1f} s wall"

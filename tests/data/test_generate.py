@@ -147,7 +147,9 @@ def test_generate_then_resume_reproduces_an_uninterrupted_run(tmp_path, ethanol)
     full = generate(tmp_path / "full.xyz.gz", ethanol, s, progress=False, log=lambda m: None)
     assert full["complete"] and full["frames"] == 8 and full["resumed_from_frame"] is None
     assert full["calls"] == 1 + s.total_steps
-    assert not (tmp_path / "full.xyz.gz.state.json").exists()
+    assert json.loads((tmp_path / "full.xyz.gz.state.json").read_text())["complete"]
+    again = generate(tmp_path / "full.xyz.gz", ethanol, s, progress=False, log=lambda m: None)
+    assert again["calls"] == 0 and again["complete"]  # same command again: nothing to do
 
     out = tmp_path / "part.xyz.gz"
     first = generate(out, ethanol, s, max_new_frames=4, progress=False, log=lambda m: None)
@@ -162,8 +164,17 @@ def test_generate_then_resume_reproduces_an_uninterrupted_run(tmp_path, ethanol)
     assert second["calls"] == s.total_steps - state["step"]  # continued, not restarted
     assert _frames(out) == _frames(tmp_path / "full.xyz.gz")
 
+    # extending a finished run continues its trajectory: same frames as one longer run
+    longer = SamplingSettings(**{**SETTINGS, "n_frames": 10})
+    ext = generate(out, ethanol, longer, progress=False, log=lambda m: None)
+    assert ext["resumed_from_frame"] == 8 and ext["calls"] == 2 * 3 and ext["frames"] == 10
+    generate(tmp_path / "ten.xyz.gz", ethanol, longer, progress=False, log=lambda m: None)
+    assert _frames(out) == _frames(tmp_path / "ten.xyz.gz")
+    with pytest.raises(ValueError, match="already holds 10 frames, more than n_frames=8"):
+        generate(out, ethanol, s, progress=False, log=lambda m: None)
+
     ds = read_dataset(out)
-    assert len(ds) == 8 and ds.label_keys == (K.ENERGY, K.FORCES, K.DIPOLE)
+    assert len(ds) == 10 and ds.label_keys == (K.ENERGY, K.FORCES, K.DIPOLE)
     assert ds.metadata["level_of_theory"] == "GFN2-xTB"
     assert ds.metadata["code"].startswith("tblite")
     head = _frames(out).splitlines()[1]
