@@ -1,0 +1,295 @@
+"""MD benchmarks of tensormol's OpenMM coupling; figures to benchmarks/results/md.md.
+
+Sections (run one or all; each writes benchmarks/results/md_<section>.json, then md.md is rendered
+from every JSON present):
+
+  nve        NVE (velocity Verlet) of ethanol with the trained fixture bundle, 0.5 fs: drift of
+             the total energy (kJ/mol/ns per atom, linear fit) and its fluctuation
+  ethanol    ns/day of pure-ML ethanol (Langevin, 0.5 fs), CPU platform
+  t4         ns/day of T4 lysozyme L99A with p-xylene in ML, the rest Amber (its prmtop) + OBC2
+  overhead   per-step cost: bare model call vs PythonForce callback vs a whole OpenMM step
+  torchmdnet ns/day of openmm-ml's own TorchMD-Net route (MLPotential("torchmdnet")) for
+             TensorNet with the same hyperparameters, next to tensormol's, same system
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_md.py [section ...] [--threads 2]
+
+TorchMD-Net is imported from /tmp/tmdnet-venv (appended to sys.path; same torch 2.13).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+FIXTURE = ROOT / "tests" / "md" / "fixtures" / "ethanol_xylene.tmol"
+TMDNET_SITE = "/tmp/tmdnet-venv/lib/python3.11/site-packages"
+#: Hyperparameters of the speed comparison (TorchMD-Net's names on the right).
+SPEED_PARAMS = dict(hidden_channels=64, num_layers=2, num_rbf=32, rbf_type="expnorm",
+                    activation="silu", cutoff_lower=0.0, cutoff_upper=5.0, max_z=128,
+                    equivariance_invariance_group="O(3)", dtype="float32")
+
+
+def _t4_dir() -> Path:
+    import importlib.util
+
+    return Path(importlib.util.find_spec("openmmtools").origin).parent / "data" / \
+        "T4-lysozyme-L99A-implicit"
+
+
+def _ethanol_xyz(folder: Path) -> Path:
+    import ase.io
+    from ase.build import molecule
+
+    path = folder / "ethanol.xyz"
+    ase.io.write(path, molecule("CH3CH2OH"))
+    return path
+
+
+def _speed_bundle(folder: Path) -> Path:
+    import torch
+
+    import tensormol.models  # noqa: F401
+    from tensormol.export import save_bundle
+    from tensormol.registry import MODELS
+
+    torch.manual_seed(0)
+    model = MODELS.get("tensornet")(atomic_numbers=[1, 6, 8], **SPEED_PARAMS)
+    model.set_energy_statistics({1: -13.6, 6: -1029.0, 8: -2041.0}, scale=0.5)
+    path = folder / "speed.tmol"
+    save_bundle(model, path, name="tensornet")
+    return path
+
+
+def _ns_per_day(sim, steps: int, dt_fs: float, warm: int = 10) -> float:
+    sim.step(warm)
+    t0 = time.perf_counter()
+    sim.step(steps)
+    wall = time.perf_counter() - t0
+    return dt_fs * 1e-6 * steps / wall * 86400.0
+
+
+def _simulation(system, topology, positions, threads: int, dt_fs: float = 0.5):
+    import openmm
+    import openmm.app as app
+    from openmm import unit
+
+    integ = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond,
+                                            dt_fs * unit.femtosecond)
+    integ.setRandomNumberSeed(1)
+    sim = app.Simulation(topology, system, integ, openmm.Platform.getPlatformByName("CPU"),
+                         {"Threads": str(threads)})
+    sim.context.setPositions(positions)
+    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    return sim
+
+
+# --------------------------------------------------------------------------------- sections
+def bench_nve(args, tmp: Path) -> dict:
+    from tensormol.md import load_md_config, run_md
+
+    steps = int(round(args.nve_ps * 1000 / 0.5))
+    cfg = load_md_config(structure=str(_ethanol_xyz(tmp)), model=str(FIXTURE), ensemble="nve",
+                         timestep=0.5, temperature=300.0, steps=steps, report_interval=20,
+                         trajectory_interval=0, checkpoint_interval=0, threads=args.threads,
+                         minimize_max_iterations=200, output=str(tmp / "nve"))
+    res = run_md(cfg, out=io.StringIO())
+    rows = np.genfromtxt(tmp / "nve" / "energies.csv", delimiter=",", names=True)
+    t_ns = rows["time_ps"] * 1e-3
+    e = rows["total_kJ_mol"]
+    slope = float(np.polyfit(t_ns, e, 1)[0])
+    return {"system": "ethanol (9 atoms), vacuum", "model": "fixture bundle (GFN2-xTB)",
+            "timestep_fs": 0.5, "steps": steps, "simulated_ps": steps * 0.5e-3,
+            "drift_kJ_mol_per_ns_per_atom": slope / 9, "drift_kJ_mol_per_ns": slope,
+            "total_energy_std_kJ_mol": float(e.std()),
+            "total_energy_max_dev_kJ_mol": float(np.abs(e - e[0]).max()),
+            "mean_temperature_K": float(rows["temperature_K"].mean()),
+            "ns_per_day": res.ns_per_day}
+
+
+def bench_ethanol(args, tmp: Path) -> dict:
+    from tensormol.md import create_ml_system, load_structure
+
+    s = load_structure(_ethanol_xyz(tmp))
+    out = {"system": "ethanol (9 atoms), vacuum, Langevin 0.5 fs, CPU platform"}
+    for label, bundle in (("fixture (16 ch, 1 layer)", FIXTURE),
+                          ("speed (64 ch, 2 layers, 5 Å)", _speed_bundle(tmp))):
+        sim = _simulation(create_ml_system(s, bundle), s.topology, s.positions, args.threads)
+        out[f"ns_per_day[{label}]"] = _ns_per_day(sim, args.steps, 0.5)
+    return out
+
+
+def bench_t4(args, tmp: Path) -> dict:
+    from tensormol.md import create_mlmm_system, load_structure, select_atoms
+
+    d = _t4_dir()
+    s = load_structure(d / "complex.prmtop", d / "complex.crd")
+    lig = select_atoms(s.topology, "TMP")
+    system = create_mlmm_system(s, FIXTURE, lig, forcefield="amber", solvent="obc2")
+    sim = _simulation(system, s.topology, s.positions, args.threads, dt_fs=1.0)
+    speed = _ns_per_day(sim, max(args.steps // 4, 20), 1.0, warm=3)
+    from tensormol.md import create_mm_system
+
+    mm_sys = create_mm_system(s, forcefield="amber", solvent="obc2")
+    sim_mm = _simulation(mm_sys, s.topology, s.positions, args.threads, dt_fs=1.0)
+    speed_mm = _ns_per_day(sim_mm, max(args.steps // 4, 20), 1.0, warm=3)
+    return {"system": f"T4 L99A + p-xylene: {s.num_atoms} atoms, {len(lig)} ML (TMP), Amber "
+                      "prmtop + OBC2, NoCutoff, Langevin 1 fs, CPU platform",
+            "ns_per_day_mlmm": speed, "ns_per_day_mm_only": speed_mm}
+
+
+def bench_overhead(args, tmp: Path) -> dict:
+    import openmm
+    import torch
+    from ase.build import molecule
+
+    from tensormol import keys as K
+    from tensormol.export import load_bundle
+    from tensormol.export._openmm_plugin import TensorMolForceCallback
+    from tensormol.md import create_ml_system, load_structure
+
+    a = molecule("CH3CH2OH")
+    out = {"system": "ethanol (9 atoms), vacuum; per call / per step, ms"}
+    for label, path in (("fixture", FIXTURE), ("speed", _speed_bundle(tmp))):
+        bundle = load_bundle(path)
+        model = bundle.build_model()
+        batch = {K.POSITIONS: torch.tensor(a.get_positions()),
+                 K.ATOMIC_NUMBERS: torch.tensor(a.get_atomic_numbers())}
+        cb = TensorMolForceCallback(bundle, a.get_atomic_numbers(), False)
+        pos_nm = a.get_positions() * 0.1
+        s = load_structure(_ethanol_xyz(tmp))
+        system = create_ml_system(s, bundle, remove_cm_motion=False)
+        ctx = openmm.Context(system, openmm.VerletIntegrator(0.0005),
+                             openmm.Platform.getPlatformByName("CPU"),
+                             {"Threads": str(args.threads)})
+        ctx.setPositions(s.positions)
+        integ = ctx.getIntegrator()
+
+        def timed(fn, n):
+            for _ in range(5):
+                fn()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            return (time.perf_counter() - t0) / n * 1e3
+
+        n = args.steps
+        bare = timed(lambda m=model, b=batch: m(b, compute_forces=True), n)
+        call = timed(lambda c=cb, p=pos_nm: c.evaluate(p, None), n)
+        step = timed(lambda i=integ: i.step(1), n)
+        out[label] = {"bare_model_ms": bare, "callback_ms": call, "openmm_step_ms": step,
+                      "overhead_ms": step - bare,
+                      "overhead_percent": 100.0 * (step - bare) / bare}
+        del ctx
+    return out
+
+
+def _torchmdnet_ckpt(folder: Path, params: dict) -> Path:
+    import torch
+
+    if TMDNET_SITE not in sys.path:
+        sys.path.append(TMDNET_SITE)
+    from torchmdnet.models.model import create_model
+
+    hp = {"model": "tensornet", "precision": 32 if params["dtype"] == "float32" else 64,
+          "embedding_dimension": params["hidden_channels"], "num_layers": params["num_layers"],
+          "num_rbf": params["num_rbf"], "rbf_type": params["rbf_type"],
+          "trainable_rbf": False, "activation": params["activation"],
+          "cutoff_lower": params["cutoff_lower"], "cutoff_upper": params["cutoff_upper"],
+          "max_z": params["max_z"], "max_num_neighbors": 64,
+          "equivariance_invariance_group": params["equivariance_invariance_group"],
+          "derivative": False, "atom_filter": -1, "prior_model": None, "output_model": "Scalar",
+          "reduce_op": "sum", "static_shapes": True, "remove_ref_energy": False}
+    torch.manual_seed(0)
+    model = create_model(dict(hp))
+    path = folder / "tmdnet_tensornet.ckpt"
+    torch.save({"hyper_parameters": hp,
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def bench_torchmdnet(args, tmp: Path) -> dict:
+    from tensormol.md import create_ml_system, load_structure
+
+    s = load_structure(_ethanol_xyz(tmp))
+    out = {"system": "ethanol (9 atoms), vacuum, Langevin 0.5 fs, CPU platform",
+           "hyperparameters": SPEED_PARAMS}
+    sim = _simulation(create_ml_system(s, _speed_bundle(tmp)), s.topology, s.positions,
+                      args.threads)
+    out["ns_per_day_tensormol"] = _ns_per_day(sim, args.steps, 0.5)
+    try:
+        ckpt = _torchmdnet_ckpt(tmp, SPEED_PARAMS)
+        from openmmml import MLPotential
+
+        pot = MLPotential("torchmdnet", modelPath=str(ckpt))
+        system = pot.createSystem(s.topology)
+        sim2 = _simulation(system, s.topology, s.positions, args.threads)
+        t0 = time.perf_counter()
+        sim2.step(3)  # first calls compile (torch.compile, inductor)
+        out["torchmdnet_first_steps_s"] = time.perf_counter() - t0
+        out["ns_per_day_torchmdnet"] = _ns_per_day(sim2, args.steps, 0.5)
+        out["speedup"] = out["ns_per_day_tensormol"] / out["ns_per_day_torchmdnet"]
+    except Exception as err:  # report exactly why the reference route cannot run
+        out["torchmdnet_error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"
+    return out
+
+
+SECTIONS = {"nve": bench_nve, "ethanol": bench_ethanol, "t4": bench_t4,
+            "overhead": bench_overhead, "torchmdnet": bench_torchmdnet}
+
+
+def render() -> str:
+    lines = ["# MD benchmarks (tensormol ↔ OpenMM)", "",
+             "Written by `benchmarks/bench_md.py`; machine: shared 2-core CPU (other jobs were "
+             "running: absolute timings are pessimistic, ratios measured back to back).", ""]
+    for name in SECTIONS:
+        path = RESULTS / f"md_{name}.json"
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        lines.append(f"## {name}")
+        lines.append("")
+        lines.append("```json")
+        lines.append(json.dumps(data, indent=1))
+        lines.append("```")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default all)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=200, help="timed MD steps per speed figure")
+    ap.add_argument("--nve-ps", type=float, default=10.0, help="length of the NVE run (ps)")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in args.sections or list(SECTIONS):
+        if name not in SECTIONS:
+            raise SystemExit(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            data = SECTIONS[name](args, Path(tmp))
+        data["wall_s"] = time.perf_counter() - t0
+        data["threads"] = args.threads
+        data["host"] = f"{platform.node()} load={os.getloadavg()[0]:.1f}"
+        (RESULTS / f"md_{name}.json").write_text(json.dumps(data, indent=1))
+        print(name, json.dumps(data, indent=1), flush=True)
+    (RESULTS / "md.md").write_text(render())
+
+
+if __name__ == "__main__":
+    main()
