@@ -144,11 +144,11 @@ def _type_name(tp: Any) -> str:
         return "null"
     if origin in (list, tuple):
         args = typing.get_args(tp)
-        return f"list of {_type_name(args[0])}" if args else "list"
+        return f"a list of {_type_name(args[0])}" if args else "a list"
     if origin in (dict, Mapping) or tp in (dict, FrozenDict):
-        return "mapping"
+        return "a mapping"
     if dataclasses.is_dataclass(tp):
-        return "mapping"
+        return "a mapping"
     return _PLAIN_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
 
 
