@@ -68,24 +68,40 @@ class TensorMolForceCallback:
     periodic : bool
         Use the periodic box of the State (all three directions periodic).
     device : str
+    skin : float
+        Verlet skin (Å) of the cached neighbour list: the list holds pairs within
+        ``cutoff + skin`` and is rebuilt when an atom has moved more than ``skin / 2`` or the box
+        changed; the model drops the pairs beyond its cutoff, so results equal a fresh list's
+        (same pairs, same sorted order). ``0`` lets the model build its list at every call.
     """
 
     def __init__(self, bundle: Bundle, atomic_numbers: Iterable[int], periodic: bool,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", skin: float = 0.5) -> None:
         self._bundle_bytes = bundle.to_bytes()
         self._bundle = bundle
         self.atomic_numbers = [int(z) for z in atomic_numbers]
         bundle.check_species(self.atomic_numbers)
         self.periodic = bool(periodic)
         self.device = str(device)
+        self.skin = float(skin)
+        if not self.skin >= 0.0:
+            raise ValueError(f"skin must be >= 0 (Å), got {skin!r}")
         self._model: torch.nn.Module | None = None
         self._z: torch.Tensor | None = None
         self._pbc: torch.Tensor | None = None
+        self._reset_list()
+
+    def _reset_list(self) -> None:
+        self._list: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._list_pos: torch.Tensor | None = None
+        self._list_cell: torch.Tensor | None = None
+        #: How many times the neighbour list was built (for tests and benchmarks).
+        self.list_builds = 0
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
         return {"bundle": self._bundle_bytes, "atomic_numbers": self.atomic_numbers,
-                "periodic": self.periodic, "device": self.device}
+                "periodic": self.periodic, "device": self.device, "skin": self.skin}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._bundle_bytes = state["bundle"]
@@ -93,9 +109,11 @@ class TensorMolForceCallback:
         self.atomic_numbers = list(state["atomic_numbers"])
         self.periodic = bool(state["periodic"])
         self.device = state["device"]
+        self.skin = float(state.get("skin", 0.0))
         self._model = None
         self._z = None
         self._pbc = None
+        self._reset_list()
 
     # ------------------------------------------------------------------ evaluation
     @property
@@ -124,10 +142,32 @@ class TensorMolForceCallback:
             batch[K.CELL] = torch.as_tensor(
                 np.asarray(box_nm, dtype=np.float64) * NM_TO_ANGSTROM, device=dev
             )[None]
+        if self.skin > 0.0:
+            batch[K.EDGE_INDEX], batch[K.CELL_SHIFTS] = self._edges(pos, batch.get(K.CELL))
         out = model(batch, compute_forces=True)
         energy = float(out[K.ENERGY][0]) * ENERGY_TO_OPENMM
         forces = out[K.FORCES].detach().cpu().numpy() * FORCE_TO_OPENMM
         return energy, forces
+
+    def _edges(self, pos: torch.Tensor, cell: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cached Verlet list, rebuilt when needed (see ``skin``)."""
+        stale = (
+            self._list is None
+            or self._list_pos.shape != pos.shape
+            or (cell is not None and not torch.equal(cell, self._list_cell))
+            # A wrap by OpenMM moves an atom by a lattice vector: also caught here.
+            or float((pos - self._list_pos).norm(dim=1).max()) > 0.5 * self.skin
+        )
+        if stale:
+            from tensormol.ops import neighbor_list
+
+            self._list = neighbor_list(pos, float(self.model.cutoff) + self.skin, cell=cell,
+                                       pbc=self._pbc if cell is not None else None)
+            self._list_pos = pos.clone()
+            self._list_cell = None if cell is None else cell.clone()
+            self.list_builds += 1
+        return self._list
 
     def __call__(self, state: openmm.State) -> tuple[float, np.ndarray]:
         pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)

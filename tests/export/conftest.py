@@ -33,3 +33,13 @@ def tiny_bundle(tmp_path_factory):
     path = tmp_path_factory.mktemp("bundle") / "tiny.tmol"
     save_bundle(tiny_model(), path, name="tensornet")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_bundle():
+    """The trained fixture bundle of the MD tests (GFN2-xTB ethanol + p-xylene)."""
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "md" / "fixtures" / "ethanol_xylene.tmol"
+    assert path.is_file(), f"{path} is missing: run tests/md/fixtures/make_bundle.py"
+    return path
