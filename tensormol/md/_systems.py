@@ -96,6 +96,27 @@ def create_mm_system(structure: Structure, *, forcefield: str = "amber14",
         raise
 
 
+def _check_link_atoms(structure: Structure, mm_system: openmm.System,
+                      ml_atoms: Sequence[int]) -> None:
+    """Refuse a bond-cutting ML region with implicit solvent: openmm-ml (1.8) adds its link-atom
+    sites to nonbonded forces only, not to GB forces, which OpenMM then rejects."""
+    gb = [type(f).__name__ for f in mm_system.getForces()
+          if isinstance(f, (openmm.GBSAOBCForce, openmm.CustomGBForce))]
+    if not gb:
+        return
+    inside = set(int(a) for a in ml_atoms)
+    cut = [(b.atom1.index, b.atom2.index) for b in structure.topology.bonds()
+           if (b.atom1.index in inside) != (b.atom2.index in inside)]
+    if cut:
+        i, j = cut[0]
+        raise ValueError(
+            f"the ML region cuts {len(cut)} covalent bond(s) (e.g. atoms {i}-{j}); link atoms are "
+            f"not supported with implicit solvent ({', '.join(gb)}) by openmm-ml's mechanical "
+            "embedding; choose whole molecules/residues not bonded to the rest (e.g. a ligand), "
+            "or use vacuum or explicit solvent"
+        )
+
+
 def create_mlmm_system(structure: Structure, bundle: Bundle | str, ml_atoms: Sequence[int], *,
                        mm_system: openmm.System | None = None, forcefield: str = "amber14",
                        solvent: str = "vacuum", constraints: str = "none",
@@ -107,6 +128,7 @@ def create_mlmm_system(structure: Structure, bundle: Bundle | str, ml_atoms: Seq
     if mm_system is None:
         mm_system = create_mm_system(structure, forcefield=forcefield, solvent=solvent,
                                      constraints=constraints, extra_forcefield=extra_forcefield)
+    _check_link_atoms(structure, mm_system, ml_atoms)
     pot = ml_potential(bundle, device=device, backend=backend)
     return pot.createMixedSystem(structure.topology, mm_system, list(ml_atoms),
                                  interpolate=interpolate)
