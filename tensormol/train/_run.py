@@ -6,6 +6,8 @@ before the run folder is created, so a failed start leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import warnings
@@ -42,7 +44,34 @@ _QUIET = (
     r".*smaller than the logging interval.*",
     r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*GPU available but not used.*",
+    # Split metrics are all-reduced by the module itself before logging.
+    r".*when logging on epoch level in distributed setting.*",
+    # A resumed run writes into its own checkpoint folder by design.
+    r".*Checkpoint directory .* exists and is not empty.*",
 )
+_TIP_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg).lower()
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Silence Lightning's advice that does not apply here, for the duration of a run only."""
+    flt = _DropAdverts()
+    loggers = [logging.getLogger(name) for name in _TIP_LOGGERS]
+    for lg in loggers:
+        lg.addFilter(flt)
+    try:
+        with warnings.catch_warnings():
+            for pattern in _QUIET:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(flt)
 
 
 @dataclass
@@ -299,8 +328,9 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
     if ckpt_path is not None:
         resume_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=True)
                           .get("global_step", 0))
-    trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
-                            **(trainer_overrides or {}))
+    with _quiet_lightning():
+        trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
+                                **(trainer_overrides or {}))
 
     if primary:
         if run_dir.exists() and overwrite and not resume:
@@ -308,9 +338,7 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / "config.yaml")
 
-    with warnings.catch_warnings():
-        for pattern in _QUIET:
-            warnings.filterwarnings("ignore", message=pattern)
+    with _quiet_lightning():
         trainer.fit(module, datamodule=datamodule,
                     ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
         ckpt_cb = trainer.checkpoint_callback
