@@ -226,7 +226,11 @@ class DiagramProduct(nn.Module):
             t = t.reshape(b, *[n if p else 1 for p in present], o)
             t = t.expand(b, *[n] * r, o).reshape(b, n**r, o)
             idx = getattr(self, f"place_{self._key_slot[key]}")
-            out = out + t if idx is None else out.index_add(1, idx, t)
+            # In place on a fresh buffer: no copy of the whole output per top pattern.
+            if idx is None:
+                out += t
+            else:
+                out.index_add_(1, idx, t)
         return out
 
 
