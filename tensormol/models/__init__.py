@@ -5,6 +5,7 @@
 """
 
 from tensormol.models._base import CHEMICAL_SYMBOLS, AtomicGraph, EnergyModel, element_symbol
+from tensormol.models._gaunt import GauntNet, GauntNetConfig, build_gauntnet
 from tensormol.models._tensornet import TensorNet, TensorNetConfig, build_tensornet
 
 __all__ = [
@@ -15,4 +16,7 @@ __all__ = [
     "TensorNet",
     "TensorNetConfig",
     "build_tensornet",
+    "GauntNet",
+    "GauntNetConfig",
+    "build_gauntnet",
 ]

@@ -1,0 +1,146 @@
+"""Gaunt tensor product (torus Fourier route) against e3nn, same inputs, dtype and threads.
+
+1. Full product of two irreps vectors with degrees 0..L (parity (-1)^l), L = 2..10, batch
+   256 × 32 channels: tensormol ``gaunt_product`` vs e3nn ``FullTensorProduct`` restricted to the
+   same (even-parity) paths and output degrees ≤ L. Time, peak extra memory, fitted exponents.
+2. Many-body product ν = 3 of one feature with itself: one Gaunt pass vs the equivalent chain of
+   two channel-wise e3nn ``TensorProduct`` calls (intermediate degrees ≤ 2L, then ≤ L).
+
+Each case runs in a fresh subprocess so that peak-RSS is that case's own.
+
+Usage: python benchmarks/bench_gaunt.py [--lmax 2 4 6 8 10] [--threads 2] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKER = r"""
+import json, resource, sys, time
+import torch
+torch.set_num_threads(int(sys.argv[4]))
+kind, L, method = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+Z, C = 256, 32
+dtype = torch.float32
+g = torch.Generator().manual_seed(0)
+x = torch.randn(Z, C, (L + 1) ** 2, generator=g, dtype=dtype)
+y = torch.randn(Z, C, (L + 1) ** 2, generator=g, dtype=dtype)
+if method == "tensormol":
+    from tensormol.ops import gaunt_product
+    if kind == "pair":
+        f = lambda: gaunt_product(x, y, lmax_out=L)
+    else:
+        f = lambda: gaunt_product(x, x, x, lmax_out=L)
+else:
+    import e3nn.o3 as o3
+    irr = lambda lmax, mul=1: o3.Irreps([(mul, (l, (-1) ** l)) for l in range(lmax + 1)])
+    if kind == "pair":
+        tp = o3.FullTensorProduct(irr(L), irr(L),
+                                  filter_ir_out=[o3.Irrep(l, (-1) ** l) for l in range(L + 1)])
+        f = lambda: tp(x, y)
+    else:
+        def channelwise(a, b, out):
+            ia, ib, io = irr(a, C), irr(b, C), irr(out, C)
+            ins = [(i1, i2, i3, "uuu", False)
+                   for i1, (_, r1) in enumerate(ia) for i2, (_, r2) in enumerate(ib)
+                   for i3, (_, r3) in enumerate(io)
+                   if r3 in r1 * r2 and (r1.l + r2.l + r3.l) % 2 == 0]
+            return o3.TensorProduct(ia, ib, io, ins)
+        tp1, tp2 = channelwise(L, L, 2 * L), channelwise(2 * L, L, L)
+        # e3nn's channel-wise layout is (batch, irreps with multiplicity C): mul-major blocks.
+        xe = torch.cat([x[:, :, l * l:(l + 1) ** 2].reshape(Z, -1) for l in range(L + 1)], 1)
+        f = lambda: tp2(tp1(xe, xe), xe)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+f()
+times = []
+budget = time.perf_counter() + 20.0
+for _ in range(5):
+    t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
+    if time.perf_counter() > budget:
+        break
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"time": min(times), "mem_mb": (peak - base) / 1024}))
+"""
+
+
+def run_case(kind: str, L: int, method: str, threads: int, timeout: float) -> dict | None:
+    try:
+        out = subprocess.run([sys.executable, "-c", WORKER, kind, str(L), method, str(threads)],
+                             capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    except subprocess.CalledProcessError as err:
+        print(err.stderr[-2000:], file=sys.stderr)
+        raise
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fit_exponent(ls: list[int], ts: list[float]) -> float:
+    """Least-squares slope of log t against log L."""
+    xs = [math.log(v) for v in ls]
+    ys = [math.log(v) for v in ts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    num = sum((a - mx) * (b - my) for a, b in zip(xs, ys))
+    den = sum((a - mx) ** 2 for a in xs)
+    return num / den
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lmax", type=int, nargs="+", default=[2, 4, 6, 8, 10])
+    ap.add_argument("--manybody-lmax", type=int, nargs="+", default=[2, 3, 4, 6])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "gaunt.md"))
+    args = ap.parse_args()
+    lines = [f"Batch 256 × 32 channels, float32, {args.threads} threads, best of ≤5 runs; "
+             "memory = peak RSS growth of the case's own process.", "",
+             "### Two-input product, degrees 0..L → 0..L (even paths)", "",
+             "| L | tensormol (ms) | e3nn FullTensorProduct (ms) | speed-up | tensormol MB | "
+             "e3nn MB |", "|---|---|---|---|---|---|"]
+    fits: dict[str, tuple[list[int], list[float]]] = {"tensormol": ([], []), "e3nn": ([], [])}
+    for L in args.lmax:
+        r_t = run_case("pair", L, "tensormol", args.threads, args.timeout)
+        r_e = run_case("pair", L, "e3nn", args.threads, args.timeout)
+        for name, r in (("tensormol", r_t), ("e3nn", r_e)):
+            if r:
+                fits[name][0].append(L)
+                fits[name][1].append(r["time"])
+        speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
+        row = (f"| {L} | {r_t['time'] * 1e3:.1f} | "
+               + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout")
+               + f" | {speed} | {r_t['mem_mb']:.0f} | "
+               + (f"{r_e['mem_mb']:.0f}" if r_e else "-") + " |")
+        lines.append(row)
+        print(row, flush=True)
+    lines.append("")
+    for name, (ls, ts) in fits.items():
+        if len(ls) >= 3:
+            lines.append(f"Fitted time ∝ L^p over L = {ls[0]}..{ls[-1]}: {name} p = "
+                         f"{fit_exponent(ls, ts):.2f}")
+    lines += ["", "### Many-body product ν = 3 (x ⊗ x ⊗ x), degrees 0..L → 0..L", "",
+              "| L | tensormol one pass (ms) | e3nn chain of 2 channel-wise TPs (ms) | "
+              "speed-up |", "|---|---|---|---|"]
+    for L in args.manybody_lmax:
+        r_t = run_case("triple", L, "tensormol", args.threads, args.timeout)
+        r_e = run_case("triple", L, "e3nn", args.threads, args.timeout)
+        speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
+        row = (f"| {L} | {r_t['time'] * 1e3:.1f} | "
+               + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout") + f" | {speed} |")
+        lines.append(row)
+        print(row, flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(f"Command: `python benchmarks/bench_gaunt.py` "
+                              f"({time.strftime('%Y-%m-%d')})\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()
