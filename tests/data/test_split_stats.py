@@ -93,7 +93,7 @@ def _brute_force_neighbors(ds: AtomicDataset, cutoff: float) -> float:
         cell = s[K.CELL][0].numpy()
         pbc = s[K.PBC][0].numpy()
         full = cell.copy()
-        if not pbc[2]:  # slab: a unit normal stands in for the absent third vector
+        if pbc[0] and pbc[1] and not pbc[2]:  # slab: a unit normal stands in for the third
             full[2] = np.cross(cell[0], cell[1]) / np.linalg.norm(np.cross(cell[0], cell[1]))
         reach = []
         for k in range(3):
