@@ -252,6 +252,31 @@ class AtomicDataset(Dataset):
                              metadata=meta, **kw)
 
     @classmethod
+    def concatenate(cls, datasets: Sequence[AtomicDataset]) -> AtomicDataset:
+        """One data set holding the structures of ``datasets`` in order (e.g. several molecules).
+
+        All must carry the same labels. ``metadata["sources"]`` lists each part's ``source``
+        and ``metadata["offsets"]`` the index where each part starts.
+        """
+        parts = list(datasets)
+        if not parts:
+            raise ValueError("concatenate needs at least one data set")
+        for i, d in enumerate(parts):
+            if not isinstance(d, AtomicDataset):
+                raise TypeError(f"datasets[{i}] must be an AtomicDataset, got {type(d).__name__}")
+            if d.label_keys != parts[0].label_keys:
+                raise ValueError(f"datasets[{i}] has labels {d.label_keys} but datasets[0] has "
+                                 f"{parts[0].label_keys}; every part needs the same labels")
+        offsets = np.cumsum([0] + [len(d) for d in parts[:-1]]).tolist()
+        meta = {"sources": [d.metadata.get("source") for d in parts], "offsets": offsets}
+        kw = {k: torch.cat([d.labels[k] for d in parts]) for k in parts[0].label_keys}
+        return cls(torch.cat([d.positions for d in parts]),
+                   torch.cat([d.atomic_numbers for d in parts]),
+                   torch.cat([d.num_atoms for d in parts]),
+                   cell=torch.cat([d.cell for d in parts]), pbc=torch.cat([d.pbc for d in parts]),
+                   metadata=meta, **kw)
+
+    @classmethod
     def from_structures(cls, structures: Sequence[Mapping[str, Any]],
                         metadata: Mapping[str, Any] | None = None) -> AtomicDataset:
         """Build a data set from per-structure dicts keyed by :mod:`tensormol.keys`.

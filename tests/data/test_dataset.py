@@ -151,3 +151,16 @@ def test_bad_input_is_reported_with_the_frame():
             {K.POSITIONS: np.zeros((1, 3)), K.ATOMIC_NUMBERS: [1], K.ENERGY: 1.0},
             {K.POSITIONS: np.zeros((1, 3)), K.ATOMIC_NUMBERS: [1]},
         ])
+
+
+def test_concatenate_keeps_order_and_labels():
+    a, b = _toy(3, seed=1), _toy(4, seed=2, periodic=True)
+    both = AtomicDataset.concatenate([a, b])
+    assert len(both) == 7 and both.metadata["offsets"] == [0, 3]
+    for i in range(7):
+        src = a[i] if i < 3 else b[i - 3]
+        for k, v in src.items():
+            assert torch.equal(both[i][k], v), k
+    no_dipole = AtomicDataset(np.zeros((1, 3)), [1], [1], energy=[0.0])
+    with pytest.raises(ValueError, match=r"datasets\[1\] has labels"):
+        AtomicDataset.concatenate([a, no_dipole])
