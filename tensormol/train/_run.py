@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tensormol.config import ConfigError, TrainConfig, config_to_dict, dump_config
+from tensormol.config import ConfigError, TrainConfig, config_to_dict, dump_config, load_yaml
 from tensormol.train._data import PotentialDataModule, PreparedData, prepare_data
 from tensormol.train._loss import PotentialLoss
 from tensormol.train._module import PotentialModule
@@ -258,6 +258,21 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
+def _check_resumable(ckpt_path: Path, cfg: TrainConfig) -> int:
+    """Global step of ``ckpt_path``; a clear error if its model differs from ``cfg``'s."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    meta = ckpt.get("tensormol") or {}
+    old = (meta.get("model_name"), meta.get("model_params"))
+    new = (cfg.model.name, cfg.model.params.to_dict())
+    if meta and old != new:
+        raise ConfigError(
+            f"cannot resume from {str(ckpt_path)!r}: it holds model {old[0]!r} with {old[1]}, "
+            f"the config asks for {new[0]!r} with {new[1]}; the model section must not change "
+            f"when resuming"
+        )
+    return int(ckpt.get("global_step", 0))
+
+
 def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
           overwrite: bool = False, test: bool = True, callbacks: list | None = None,
           trainer_overrides: dict[str, Any] | None = None) -> TrainResult:
@@ -326,8 +341,7 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
                                      cfg.data.num_workers, seed=cfg.seed)
     resume_step = None
     if ckpt_path is not None:
-        resume_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=True)
-                          .get("global_step", 0))
+        resume_step = _check_resumable(ckpt_path, cfg)
     with _quiet_lightning():
         trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
                                 **(trainer_overrides or {}))
@@ -336,7 +350,11 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
         if run_dir.exists() and overwrite and not resume:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
+        if resume_step is None or not (run_dir / "config.yaml").is_file():
+            dump_config(cfg, run_dir / "config.yaml")
+        elif load_yaml(run_dir / "config.yaml") != config_to_dict(cfg):
+            # Keep the original; record what the resumed part ran with (e.g. more epochs).
+            dump_config(cfg, run_dir / f"config.resumed_at_step_{resume_step}.yaml")
 
     with _quiet_lightning():
         trainer.fit(module, datamodule=datamodule,

@@ -121,6 +121,12 @@ def test_resume_after_kill_continues_exactly(ethanol_subset, tmp_path):
     assert saved["global_step"] == 12
     assert int(saved["state_dict"]["ema.num_updates"]) == 12
 
+    # Resuming with another model is refused before anything happens.
+    other = tiny(ethanol_subset, tmp_path, "killed")
+    other["model"]["hidden_channels"] = 16
+    with pytest.raises(ConfigError, match="model section must not change"):
+        train(config_from_dict(other), resume=True)
+
     rec = _RecordValidation()
     resumed_cfg = config_from_dict(tiny(ethanol_subset, tmp_path, "killed"))  # max_epochs 3
     resumed = train(resumed_cfg, resume=True, callbacks=[rec], test=False)
@@ -137,6 +143,9 @@ def test_resume_after_kill_continues_exactly(ethanol_subset, tmp_path):
     sa, sb = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
     assert max(float((sa[i]["exp_avg_sq"] - sb[i]["exp_avg_sq"]).abs().max()) for i in sa) < 1e-12
     assert a["lr_schedulers"][0]["_last_lr"] == b["lr_schedulers"][0]["_last_lr"]
+    # The original resolved config stays; the resumed part's differing one sits next to it.
+    assert load_config(resumed.run_dir / "config.yaml").trainer.max_steps == 12
+    assert load_config(resumed.run_dir / "config.resumed_at_step_12.yaml").trainer.max_steps == -1
     # The learning curve reads as one run: no step logged twice by the killed and resumed parts.
     rows = read_metrics_csv(resumed.run_dir / "metrics.csv")
     val_steps = [r["step"] for r in rows if "val/forces_mae" in r]
