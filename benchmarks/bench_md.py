@@ -6,6 +6,7 @@ from every JSON present):
   nve        NVE (velocity Verlet) of ethanol with the trained fixture bundle, 0.5 fs: drift of
              the total energy (kJ/mol/ns per atom, linear fit) and its fluctuation
   ethanol    ns/day of pure-ML ethanol (Langevin, 0.5 fs), CPU platform
+  t4_1ps     1 ps of configs/md_t4_l99a_mlmm.yaml (ML/MM stability)
   t4         ns/day of T4 lysozyme L99A with p-xylene in ML, the rest Amber (its prmtop) + OBC2
   overhead   per-step cost: bare model call vs PythonForce callback vs a whole OpenMM step
   torchmdnet ns/day of openmm-ml's own TorchMD-Net route (MLPotential("torchmdnet")) for
@@ -247,7 +248,37 @@ def bench_torchmdnet(args, tmp: Path) -> dict:
     return out
 
 
-SECTIONS = {"nve": bench_nve, "ethanol": bench_ethanol, "t4": bench_t4,
+def summarize_t4_run(folder: Path, ns_per_day: float | None = None) -> dict:
+    """Stability figures of a finished ``configs/md_t4_l99a_mlmm.yaml`` run in ``folder``."""
+    import openmm.app as app
+    from openmm import unit
+
+    rows = np.genfromtxt(folder / "energies.csv", delimiter=",", names=True)
+    final = app.PDBFile(str(folder / "final.pdb"))
+    lig = [a.index for a in final.topology.atoms() if a.residue.name == "TMP"]
+    x = np.asarray(final.getPositions(asNumpy=True).value_in_unit(unit.angstrom))[lig]
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    return {"config": "configs/md_t4_l99a_mlmm.yaml (Langevin 300 K, 1 fs, OBC2, Amber prmtop; "
+                      "p-xylene in ML with the fixture bundle)",
+            "steps": int(rows["step"][-1]), "simulated_ps": float(rows["time_ps"][-1]),
+            "potential_kJ_mol_first_last": [float(rows["potential_kJ_mol"][0]),
+                                            float(rows["potential_kJ_mol"][-1])],
+            "temperature_K_mean_last_half": float(rows["temperature_K"][len(rows) // 2:].mean()),
+            "ligand_min_interatomic_A": float(d[np.triu_indices(len(lig), 1)].min()),
+            "ligand_max_nearest_carbon_neighbour_A": float(np.sort(d[:8, :8], axis=1)[:, 1].max()),
+            "ns_per_day": ns_per_day}
+
+
+def bench_t4_1ps(args, tmp: Path) -> dict:
+    from tensormol.md import load_md_config, run_md
+
+    cfg = load_md_config(ROOT / "configs" / "md_t4_l99a_mlmm.yaml", output=str(tmp / "t4"),
+                         threads=args.threads, checkpoint_interval=0)
+    res = run_md(cfg, out=io.StringIO())
+    return summarize_t4_run(tmp / "t4", res.ns_per_day)
+
+
+SECTIONS = {"nve": bench_nve, "t4_1ps": bench_t4_1ps, "ethanol": bench_ethanol, "t4": bench_t4,
             "overhead": bench_overhead, "torchmdnet": bench_torchmdnet}
 
 
