@@ -22,6 +22,7 @@ from tensormol.config._schema import (
     FrozenDict,
     build_section,
     check_unknown_keys,
+    describe,
     option,
 )
 from tensormol.config._sections import (
@@ -44,6 +45,7 @@ __all__ = [
     "option",
     "build_section",
     "check_unknown_keys",
+    "describe",
     "load_yaml",
     "load_config",
     "config_from_dict",

@@ -25,6 +25,7 @@ __all__ = [
     "build_section",
     "section_to_dict",
     "check_unknown_keys",
+    "describe",
 ]
 
 S = TypeVar("S")
@@ -144,7 +145,10 @@ def _type_name(tp: Any) -> str:
         return "null"
     if origin in (list, tuple):
         args = typing.get_args(tp)
-        return f"a list of {_type_name(args[0])}" if args else "a list"
+        if not args:
+            return "a list"
+        item = _type_name(args[0]).removeprefix("an ").removeprefix("a ")
+        return f"a list of {item}s"
     if origin in (dict, Mapping) or tp in (dict, FrozenDict):
         return "a mapping"
     if dataclasses.is_dataclass(tp):
@@ -321,3 +325,33 @@ def section_to_dict(section: Any) -> Any:
     if isinstance(section, list | tuple):
         return [section_to_dict(v) for v in section]
     return section
+
+
+def describe(cls: type, where: str = "") -> list[tuple[str, str, str, str]]:
+    """Rows ``(dotted key, type, default, doc)`` of a section and its subsections, for docs."""
+    rows: list[tuple[str, str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{where}.{f.name}" if where else f.name
+        tp = hints[f.name]
+        sections = [a for a in (typing.get_args(tp) or (tp,)) if dataclasses.is_dataclass(a)]
+        if f.default is not _MISSING:
+            default = "null" if f.default is None else repr(f.default)
+        elif f.default_factory is not _MISSING and not sections:
+            default = "{}"
+        else:
+            default = "(required)" if f.default_factory is _MISSING else ""
+        doc = f.metadata.get("doc", "")
+        bounds = [f"{sym} {f.metadata[k]}" for k, sym in
+                  (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
+                  if f.metadata.get(k) is not None]
+        if f.metadata.get("choices"):
+            bounds.append("one of " + ", ".join(map(str, f.metadata["choices"])))
+        if bounds:
+            doc += f" ({'; '.join(bounds)})"
+        if sections:
+            rows.append((path, _type_name(tp), default, doc))
+            rows.extend(describe(sections[0], path))
+        else:
+            rows.append((path, _type_name(tp), default, doc))
+    return rows

@@ -177,3 +177,13 @@ def test_resolved_config_round_trip(tmp_path):
     # The resolved file states every default and the model's arguments next to its name.
     text = out.read_text()
     assert "hidden_channels: 64" in text and "ema_decay: 0.99" in text
+
+
+def test_configs_readme_lists_every_key():
+    from tensormol.config import TrainConfig, describe
+
+    text = (REPO / "configs" / "README.md").read_text()
+    keys = [row[0] for row in describe(TrainConfig) if row[0] != "model.params"]
+    assert len(keys) > 50
+    missing = [k for k in keys if f"`{k}`" not in text]
+    assert not missing, f"configs/README.md lacks {missing}; regenerate its table"
