@@ -47,9 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [f"trainer.max_time={_budget(60 * args.minutes)}", f"logging.root={args.root}",
                  f"logging.name={name}", *args.overrides]
     cfg = load_config(args.config, overrides)
+    limits = [f"max_time {cfg.trainer.max_time}" if cfg.trainer.max_time else "",
+              f"max_steps {cfg.trainer.max_steps}" if cfg.trainer.max_steps > 0 else ""]
     print(f"tensormol demo: TensorNet (hidden {cfg.model.params.get('hidden_channels')}, "
-          f"{cfg.model.params.get('num_layers')} layers) on {Path(cfg.data.path).name}, "
-          f"{args.minutes:g} min of training on {torch.get_num_threads()} thread(s)", flush=True)
+          f"{cfg.model.params.get('num_layers')} layers) on {Path(cfg.data.path).name} "
+          f"({cfg.data.split.train} training frames), {', '.join(x for x in limits if x)}, "
+          f"{torch.get_num_threads()} thread(s)", flush=True)
     t0 = time.perf_counter()
     result = train(cfg, test=False)
     t_train = time.perf_counter() - t0
