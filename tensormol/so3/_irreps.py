@@ -78,8 +78,8 @@ class Irrep(tuple):
                 l, p = l  # noqa: E741
             else:
                 raise ValueError(
-                    f"cannot interpret {l!r} as an irrep: expected {_EXPECTED_IRREP}, a tuple (l, p) "
-                    "or Irrep(l, p)"
+                    f"cannot interpret {l!r} as an irrep: expected {_EXPECTED_IRREP}, a tuple "
+                    "(l, p) or Irrep(l, p)"
                 )
         if not _is_int(l) or int(l) < 0:
             raise ValueError(f"irrep degree l must be an integer >= 0, got {l!r}")
@@ -121,7 +121,7 @@ class Irrep(tuple):
             yield Irrep(deg, -((-1) ** deg))
 
     def __mul__(self, other: Any) -> Iterator[Irrep]:
-        """Irreps in the tensor product ``self ⊗ other`` (``|l1 - l2| .. l1 + l2``, parity ``p1 p2``)."""
+        """Irreps of the product ``self x other``: ``|l1 - l2| .. l1 + l2``, parity ``p1 p2``."""
         other = Irrep(other)
         par = self.p * other.p
         for deg in range(abs(self.l - other.l), self.l + other.l + 1):
@@ -296,8 +296,8 @@ class Irreps(tuple):
                 out.append(MulIr(item[0], Irrep(item[1])))
             elif isinstance(item, (list, tuple)) and len(item) == 2 and _is_int(item[0]):
                 raise ValueError(
-                    f"cannot interpret {item!r} in {irreps!r} as (mul, irrep): the irrep must be an "
-                    "Irrep, a string like '1o' or a tuple (l, p)"
+                    f"cannot interpret {item!r} in {irreps!r} as (mul, irrep): the irrep must be "
+                    "an Irrep, a string like '1o' or a tuple (l, p)"
                 )
             else:
                 raise ValueError(
@@ -366,7 +366,9 @@ class Irreps(tuple):
     def __mul__(self, n: Any) -> Irreps:
         """``Irreps("0e+1o") * 2`` repeats the sum: ``1x0e+1x1o+1x0e+1x1o``."""
         if isinstance(n, Irreps):
-            raise NotImplementedError("the tensor product of Irreps is not a '*': use a tensor product")
+            raise NotImplementedError(
+                "Irreps * Irreps is not defined: use a tensor product for products of irreps"
+            )
         if not _is_int(n):
             return NotImplemented
         return Irreps(tuple(self) * int(n))
@@ -504,4 +506,4 @@ class Irreps(tuple):
         return torch.randn(*size, self.dim, generator=generator, dtype=dtype, device=device)
 
 
-IrrepsLike = Union[Irreps, Irrep, str, Iterable]
+IrrepsLike = Union[Irreps, Irrep, str, Iterable]  # noqa: UP007 (a runtime alias on py3.10)

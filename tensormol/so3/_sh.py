@@ -105,7 +105,7 @@ def _is_np_int(x: Any) -> bool:
 
 
 def sh_irreps(l: Any) -> Irreps:
-    """Output irreps of ``spherical_harmonics(l, ...)`` (e.g. ``[0, 1, 2]`` -> ``1x0e+1x1o+1x2e``)."""
+    """Output irreps of ``spherical_harmonics(l, ...)``: ``[0, 1, 2]`` -> ``1x0e+1x1o+1x2e``."""
     return _parse_ls(l)[1]
 
 
@@ -168,6 +168,9 @@ class _Plan:
         self.sym = [torch.tensor([abs(m) for m in range(-d, d + 1)], dtype=torch.long,
                                  device=device) for d in range(lmax + 1)]
         # Backward: h = G^T grad as one sparse (3 lmax^2, dim) matrix product.
+        self.gt = None
+        if lmax == 0:
+            return
         idx, coef = _gradient_tables64(lmax, normalization)
         m = lmax**2
         rows = torch.arange(3 * m).view(3, 1, m).expand(3, 2, m)
@@ -265,7 +268,8 @@ def _sh_forward_rows(plan: _Plan, v: torch.Tensor) -> torch.Tensor:
         new[d + 1].fill_(plan.diag[d + 1])
         A = new
         l = d + 1  # noqa: E741
-        torch.mul(A.index_select(0, plan.sym[l]), T[L - l : L + l + 1], out=out[l * l : (l + 1) ** 2])
+        blk = out[l * l : (l + 1) ** 2]
+        torch.mul(A.index_select(0, plan.sym[l]), T[L - l : L + l + 1], out=blk)
     return out
 
 
@@ -354,7 +358,9 @@ def _check_input(x: Any, validate: bool) -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor of shape (..., 3), got dtype {x.dtype}")
     if x.dim() == 0 or x.shape[-1] != 3:
-        raise ValueError(f"x must have shape (..., 3) (last dimension x, y, z), got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must have shape (..., 3) (last dimension x, y, z), got {tuple(x.shape)}"
+        )
     # One reduction: a NaN or inf anywhere makes the sum non-finite (an overflow of the sum is a
     # false alarm that the exact check below clears).
     if validate and x.numel() and not bool(torch.isfinite(x.sum())) and not bool(
