@@ -117,7 +117,7 @@ class PotentialModule(L.LightningModule):
         self._log_split("train")
         lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
         if lr is not None:
-            self.log("lr", lr, on_step=False, on_epoch=True)
+            self.log("lr", torch.tensor(lr, dtype=torch.float64), on_step=False, on_epoch=True)
 
     # ------------------------------------------------------------------------ validation, test
     def _eval_step(self, split: str, batch: dict[str, Tensor]) -> None:
