@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--max-brute-s", type=float, default=60.0,
                         help="skip the O(N²) twin when its extrapolated time exceeds this")
+    parser.add_argument("--max-ase-s", type=float, default=900.0,
+                        help="skip ASE when its extrapolated time exceeds this")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -93,6 +95,7 @@ def main() -> None:
     rows = []
     for kind in ("periodic", "cluster"):
         brute_rate = None  # seconds per (N² · images), from the last measured size
+        ase_hist: list[tuple[int, float]] = []
         for n in args.sizes:
             if kind == "periodic":
                 pos_np, cell_np = liquid_box(n, seed=n)
@@ -110,9 +113,21 @@ def main() -> None:
                 box = cell if cell is not None else torch.zeros(3, 3, dtype=torch.float64)
                 t_raw, _ = best_of(args.repeats, 3, raw.compute, pos, box, kind == "periodic",
                                    "ijS")
-            t_ase, (ai, _) = best_of(args.repeats, 5, primitive_neighbor_list, "ij", pbc,
-                                     cell_np, pos_np, CUTOFF)
-            assert len(ai) == ei.shape[1], f"ASE found {len(ai)} edges, tensormol {ei.shape[1]}"
+            ase_est = None
+            if len(ase_hist) >= 2:  # extrapolate with the exponent measured on the last sizes
+                (n0, t0), (n1, t1) = ase_hist[-2:]
+                p = min(2.0, max(1.0, math.log(t1 / t0) / math.log(n1 / n0)))
+                ase_est = t1 * (n / n1) ** p
+            if ase_est is not None and ase_est > args.max_ase_s:
+                t_ase = None
+                ase_txt = f"skipped (est. {ase_est:.0f} s > {args.max_ase_s:.0f} s)"
+            else:
+                t_ase, (ai, _) = best_of(args.repeats, 5, primitive_neighbor_list, "ij", pbc,
+                                         cell_np, pos_np, CUTOFF)
+                assert len(ai) == ei.shape[1], (
+                    f"ASE found {len(ai)} edges, tensormol {ei.shape[1]}")
+                ase_hist.append((n, t_ase))
+                ase_txt = fmt(t_ase)
             estimate = None if brute_rate is None else brute_rate * n * n * images
             if estimate is not None and estimate > args.max_brute_s:
                 brute = f"skipped (O(N²), >{args.max_brute_s:.0f} s: est. {estimate:.0f} s)"
@@ -122,10 +137,11 @@ def main() -> None:
                 assert torch.equal(bi, ei), "brute-force twin disagrees with vesin"
                 brute_rate = t_brute / (n * n * images)
                 brute = fmt(t_brute)
+            ratio = "n/a" if t_ase is None else f"{t_ase / t_auto:.1f}x"
             rows.append((kind, n, ei.shape[1], ei.shape[1] / n, fmt(t_auto), fmt(t_raw), brute,
-                         fmt(t_ase), f"{t_ase / t_auto:.1f}x"))
+                         ase_txt, ratio))
             print(f"{kind:9s} N={n:6d} edges={ei.shape[1]:8d} auto={fmt(t_auto)} "
-                  f"brute={brute} ase={fmt(t_ase)}", flush=True)
+                  f"brute={brute} ase={ase_txt}", flush=True)
 
     header = ("| system | atoms | edges | neighbours/atom | tensormol auto (vesin) | "
               "raw vesin call | tensormol torch (brute force) | ase primitive_neighbor_list | "
