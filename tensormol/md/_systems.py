@@ -128,6 +128,10 @@ def create_mlmm_system(structure: Structure, bundle: Bundle | str, ml_atoms: Seq
     if mm_system is None:
         mm_system = create_mm_system(structure, forcefield=forcefield, solvent=solvent,
                                      constraints=constraints, extra_forcefield=extra_forcefield)
+    bundle = load_bundle(bundle)
+    atoms = list(structure.topology.atoms())
+    bundle.check_species([atoms[i].element.atomic_number if atoms[i].element else 0
+                          for i in ml_atoms], what="the ML region")
     _check_link_atoms(structure, mm_system, ml_atoms)
     pot = ml_potential(bundle, device=device, backend=backend)
     return pot.createMixedSystem(structure.topology, mm_system, list(ml_atoms),
