@@ -216,7 +216,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, *, resume_step: int | None = 
     )
     kwargs.update(overrides)
     try:
-        return L.Trainer(**kwargs)
+        with _quiet_lightning():
+            return L.Trainer(**kwargs)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"trainer: {err}") from None
     except Exception as err:  # Lightning's MisconfigurationException for a bad strategy etc.
@@ -342,9 +343,8 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
     resume_step = None
     if ckpt_path is not None:
         resume_step = _check_resumable(ckpt_path, cfg)
-    with _quiet_lightning():
-        trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
-                                **(trainer_overrides or {}))
+    trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
+                            **(trainer_overrides or {}))
 
     if primary:
         if run_dir.exists() and overwrite and not resume:

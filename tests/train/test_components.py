@@ -143,3 +143,30 @@ def test_csv_logger_appends_and_drops_rows_of_a_killed_run(tmp_path):
     rows = read_metrics_csv(tmp_path / "metrics.csv")
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
     assert rows[-1]["lr"] == 1e-3 and rows[0]["train/loss_step"] == 10.0
+
+
+def test_trainer_follows_the_config(tmp_path):
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from tensormol.config import ConfigError, config_from_dict
+    from tensormol.train import build_trainer
+
+    raw = {"data": {"path": "x.xyz"}, "model": {"name": "tensornet"},
+           "training": {"grad_clip": 5.0, "early_stopping": {"patience": 7},
+                        "monitor": "val/forces_mae"},
+           "trainer": {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "max_epochs": 4},
+           "logging": {"root": str(tmp_path), "name": "t"}}
+    trainer = build_trainer(config_from_dict(raw), tmp_path / "t")
+    assert trainer.gradient_clip_val == 5.0 and trainer.max_epochs == 4
+    assert isinstance(trainer.strategy, DDPStrategy) and trainer.world_size == 2
+    # Forces need autograd in evaluation; the samplers are ours (see ShardedSampler).
+    assert trainer.validate_loop.inference_mode is False
+    assert trainer.test_loop.inference_mode is False
+    stop = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+    assert len(stop) == 1 and stop[0].patience == 7 and stop[0].monitor == "val/forces_mae"
+    ckpt = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert ckpt[0].save_last and ckpt[0].monitor == "val/forces_mae"
+    raw["trainer"]["strategy"] = "dpp"
+    with pytest.raises(ConfigError, match="trainer"):
+        build_trainer(config_from_dict(raw), tmp_path / "t")
