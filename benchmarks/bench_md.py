@@ -282,22 +282,51 @@ SECTIONS = {"nve": bench_nve, "t4_1ps": bench_t4_1ps, "ethanol": bench_ethanol, 
             "overhead": bench_overhead, "torchmdnet": bench_torchmdnet}
 
 
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"md_{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def render() -> str:
-    lines = ["# MD benchmarks (tensormol ↔ OpenMM)", "",
-             "Written by `benchmarks/bench_md.py`; machine: shared 2-core CPU (other jobs were "
-             "running: absolute timings are pessimistic, ratios measured back to back).", ""]
+    lines = ["# MD benchmarks (tensormol <-> OpenMM)", "",
+             "Written by `benchmarks/bench_md.py` (section JSONs next to this file). Machine: the "
+             "shared 2-core development VM; other developers' jobs ran at the same time (load "
+             "average 10-14 on 2 cores), so absolute timings are several times pessimistic and "
+             "noisy; ratios were measured back to back or round robin.", "",
+             "| figure | value |", "|---|---|"]
+    nve = _load("nve")
+    if nve:
+        lines.append(f"| NVE ethanol, {nve['simulated_ps']:g} ps at 0.5 fs: drift | "
+                     f"{nve['drift_kJ_mol_per_ns_per_atom']:+.3f} kJ/mol/ns per atom |")
+        lines.append(f"| NVE total-energy std / max deviation | "
+                     f"{nve['total_energy_std_kJ_mol']:.3f} / "
+                     f"{nve['total_energy_max_dev_kJ_mol']:.3f} kJ/mol |")
+    tm = _load("torchmdnet")
+    if tm and "speedup" in tm:
+        lines.append(f"| ethanol ns/day, tensormol vs openmm-ml torchmdnet (same TensorNet "
+                     f"hyperparameters) | {tm['ns_per_day_tensormol']:.3f} vs "
+                     f"{tm['ns_per_day_torchmdnet']:.3f} ({tm['speedup']:.2f}x) |")
+    ov = _load("overhead")
+    if ov:
+        for label in ("fixture", "speed"):
+            if label in ov:
+                o = ov[label]
+                lines.append(f"| coupling overhead per step ({label} model) | "
+                             f"{o['overhead_ms']:.1f} ms on {o['bare_model_ms']:.1f} ms "
+                             f"({o['overhead_percent']:.0f} %) |")
+    t4 = _load("t4_1ps")
+    if t4:
+        lines.append(f"| T4 L99A ML/MM, {t4['simulated_ps']:g} ps: ligand min distance / "
+                     f"T(last half) | {t4['ligand_min_interatomic_A']:.2f} Å / "
+                     f"{t4['temperature_K_mean_last_half']:.0f} K |")
+        if t4.get("ns_per_day"):
+            lines.append(f"| T4 L99A ML/MM ns/day | {t4['ns_per_day']:.3f} |")
     for name in SECTIONS:
-        path = RESULTS / f"md_{name}.json"
-        if not path.is_file():
+        data = _load(name)
+        if data is None:
             continue
-        data = json.loads(path.read_text())
-        lines.append(f"## {name}")
-        lines.append("")
-        lines.append("```json")
-        lines.append(json.dumps(data, indent=1))
-        lines.append("```")
-        lines.append("")
-    return "\n".join(lines)
+        lines += ["", f"## {name}", "", "```json", json.dumps(data, indent=1), "```"]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -311,6 +340,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.sections == ["render"]:
+        (RESULTS / "md.md").write_text(render())
+        return
     for name in args.sections or list(SECTIONS):
         if name not in SECTIONS:
             raise SystemExit(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
