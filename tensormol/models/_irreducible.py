@@ -1,47 +1,58 @@
 """Rank-2 Cartesian tensors stored by their irreducible parts, 1 + 3 + 5 numbers.
 
 A 3x3 tensor ``X = a 1 + [v]x + S`` (``[v]x w = v x w``, ``S`` symmetric traceless) is stored as 9
-components, component-major, channel-last: a tensor of shape ``(9, ..., H)`` holding
+components along the *first* dimension of a ``(9, M, H)`` tensor (M atoms, H channels):
 
-    c[0]    = a                                   (I, the scalar part: tr(X) / 3)
-    c[1:4]  = v = (X21 - X12, X02 - X20, X10 - X01) / 2    (A, the antisymmetric part)
+    c[0]    = a = tr(X) / 3                                      (I, the scalar part)
+    c[1:4]  = v = (X21 - X12, X02 - X20, X10 - X01) / 2          (A, the antisymmetric part)
     c[4:9]  = s in the basis E_xx - E_yy, (E_xx + E_yy - 2 E_zz)/sqrt(3), E_xy + E_yx,
-              E_xz + E_zx, E_yz + E_zy                       (S, the symmetric traceless part)
+              E_xz + E_zx, E_yz + E_zy                           (S, symmetric traceless)
 
-so that the squared Frobenius norm is ``3 a^2 + 2 |v|^2 + 2 |s|^2``. The channel mixing of
-TensorNet (one weight matrix per irreducible part) then touches 9 numbers per channel instead of
-the 27 of three full 3x3 matrices, and messages move 9 numbers per channel instead of 27.
-Products are formed on full 3x3 matrices, built only where a product is needed.
+so that the squared Frobenius norm is ``3 a^2 + 2 |v|^2 + 2 |s|^2``.
+
+Why this layout: TensorNet's channel mixing (one H x H matrix per irreducible part) becomes one
+batched GEMM over the 9 components, touching 9 numbers per channel instead of the 27 of three full
+3x3 matrices; the maps between components and matrix entries are (9 x 9) @ (9, M*H) GEMMs; every
+component is a contiguous (M, H) block, so products broadcast over whole blocks. Matrices are
+``(3, 3, M, H)``, entry-major in the same way, built only where a product is needed.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
     "GROUP",
+    "PARTS",
     "decomposition_matrix",
     "assembly_matrix",
     "to_matrix",
     "from_matrix",
+    "from_matrix_add",
     "matmul3",
+    "anticommutator",
     "norm2",
     "group_norms2",
     "edge_basis",
     "mix_channels",
-    "scale_groups",
+    "expand_groups",
+    "to_matrix_reference",
+    "from_matrix_reference",
 ]
 
 #: Irreducible part (0 = I, 1 = A, 2 = S) of each of the 9 components.
 GROUP: tuple[int, ...] = (0, 1, 1, 1, 2, 2, 2, 2, 2)
+#: Sizes of the parts I, A, S along the component dimension.
+PARTS: tuple[int, int, int] = (1, 3, 5)
 _R3 = math.sqrt(3.0)
+_NORM_WEIGHTS = (3.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0)
 
 
-def decomposition_matrix(dtype: torch.dtype = torch.float64, device=None) -> Tensor:
+def decomposition_matrix(dtype: torch.dtype = torch.float64) -> Tensor:
     """(9, 9) matrix mapping ``vec(X)`` (row-major 3x3 entries) to the 9 components."""
     d = torch.zeros(9, 9, dtype=torch.float64)
     x = lambda a, b: 3 * a + b  # noqa: E731 - flat index of entry (a, b)
@@ -55,10 +66,10 @@ def decomposition_matrix(dtype: torch.dtype = torch.float64, device=None) -> Ten
     d[6, x(0, 1)] = d[6, x(1, 0)] = 0.5
     d[7, x(0, 2)] = d[7, x(2, 0)] = 0.5
     d[8, x(1, 2)] = d[8, x(2, 1)] = 0.5
-    return d.to(dtype=dtype, device=device)
+    return d.to(dtype)
 
 
-def assembly_matrix(dtype: torch.dtype = torch.float64, device=None) -> Tensor:
+def assembly_matrix(dtype: torch.dtype = torch.float64) -> Tensor:
     """(9, 9) matrix mapping the 9 components to ``vec(X)``; the inverse of the decomposition."""
     m = torch.zeros(9, 9, dtype=torch.float64)
     x = lambda a, b: 3 * a + b  # noqa: E731
@@ -72,64 +83,132 @@ def assembly_matrix(dtype: torch.dtype = torch.float64, device=None) -> Tensor:
     m[x(0, 1), 6] = m[x(1, 0), 6] = 1.0
     m[x(0, 2), 7] = m[x(2, 0), 7] = 1.0
     m[x(1, 2), 8] = m[x(2, 1), 8] = 1.0
-    return m.to(dtype=dtype, device=device)
+    return m.to(dtype)
 
 
-def to_matrix(c: Tensor, assembly: Tensor) -> Tensor:
-    """Components (9, ..., H) -> matrices (3, 3, ..., H)."""
-    rest = c.shape[1:]
-    return torch.mm(assembly, c.reshape(9, -1)).view(3, 3, *rest)
+@functools.lru_cache(maxsize=16)
+def _constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor,
+                                                                 Tensor]:
+    """Assembly, decomposition, norm weights (1, 9), part-norm weights (3, 9), group index.
+
+    Memoised per (dtype, device): immutable constants, created outside inference mode so that a
+    first call under ``torch.inference_mode()`` cannot leave inference tensors in the cache.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        return _make_constants(dtype, device)
 
 
-def from_matrix(x: Tensor, decomposition: Tensor) -> Tensor:
-    """Matrices (3, 3, ..., H) -> components (9, ..., H)."""
-    rest = x.shape[2:]
-    return torch.mm(decomposition, x.reshape(9, -1)).view(9, *rest)
+def _make_constants(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
+    a = assembly_matrix(dtype).to(device)
+    d = decomposition_matrix(dtype).to(device)
+    w = torch.tensor([_NORM_WEIGHTS], dtype=dtype, device=device)
+    wg = torch.zeros(3, 9, dtype=dtype, device=device)
+    for k, g in enumerate(GROUP):
+        wg[g, k] = _NORM_WEIGHTS[k]
+    gi = torch.tensor(GROUP, dtype=torch.int64, device=device)
+    return a, d, w, wg, gi
+
+
+def _c(t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    return _constants(t.dtype, t.device)
+
+
+def to_matrix(c: Tensor) -> Tensor:
+    """Components (9, ...) -> matrices (3, 3, ...)."""
+    return torch.mm(_c(c)[0], c.reshape(9, -1)).view(3, 3, *c.shape[1:])
+
+
+def from_matrix(x: Tensor) -> Tensor:
+    """Matrices (3, 3, ...) -> components (9, ...)."""
+    return torch.mm(_c(x)[1], x.reshape(9, -1)).view(9, *x.shape[2:])
+
+
+def from_matrix_add(base: Tensor, x: Tensor) -> Tensor:
+    """``base + from_matrix(x)`` in one GEMM (``base`` (9, ...), ``x`` (3, 3, ...))."""
+    return torch.addmm(base.reshape(9, -1), _c(x)[1], x.reshape(9, -1)).view(base.shape)
+
+
+def to_matrix_reference(c: Tensor) -> Tensor:
+    """Slow twin of :func:`to_matrix`, written entry by entry from the definition."""
+    a, vx, vy, vz, s1, s2, s3, s4, s5 = c.unbind(0)
+    d = s2 / _R3
+    rows = [
+        [a + s1 + d, s3 - vz, s4 + vy],
+        [s3 + vz, a - s1 + d, s5 - vx],
+        [s4 - vy, s5 + vx, a - 2.0 * d],
+    ]
+    return torch.stack([torch.stack(r) for r in rows])
+
+
+def from_matrix_reference(x: Tensor) -> Tensor:
+    """Slow twin of :func:`from_matrix`: trace, antisymmetric and symmetric-traceless parts."""
+    tr = (x[0, 0] + x[1, 1] + x[2, 2]) / 3.0
+    anti = 0.5 * (x - x.transpose(0, 1))
+    sym = 0.5 * (x + x.transpose(0, 1))
+    return torch.stack([
+        tr, anti[2, 1], anti[0, 2], anti[1, 0],
+        0.5 * (sym[0, 0] - sym[1, 1]), (sym[0, 0] + sym[1, 1] - 2.0 * sym[2, 2]) / (2.0 * _R3),
+        sym[0, 1], sym[0, 2], sym[1, 2],
+    ])
 
 
 def matmul3(x: Tensor, y: Tensor) -> Tensor:
-    """Matrix product over the two leading 3x3 axes: ``(xy)[a, b] = sum_c x[a, c] y[c, b]``.
+    """Matrix product over the leading 3x3 axes: ``(xy)[a, b] = sum_c x[a, c] y[c, b]``.
 
-    Three broadcast products on the full ``(..., H)`` trailing block: vectorised over atoms and
-    channels, without a batched GEMM of tiny matrices.
+    Broadcast products of whole (M, H) blocks accumulated in place (one allocation), instead of a
+    batched GEMM of tiny matrices.
     """
-    return x[:, 0:1] * y[0:1] + x[:, 1:2] * y[1:2] + x[:, 2:3] * y[2:3]
+    xc, yc = x.unbind(1), y.unbind(0)  # columns x[:, c] and rows y[c], each (3, ...)
+    out = xc[0].unsqueeze(1) * yc[0].unsqueeze(0)
+    out.addcmul_(xc[1].unsqueeze(1), yc[1].unsqueeze(0))
+    return out.addcmul_(xc[2].unsqueeze(1), yc[2].unsqueeze(0))
 
 
-_NORM_WEIGHTS = (3.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0)
+def anticommutator(x: Tensor, y: Tensor) -> Tensor:
+    """``x y + y x`` over the leading 3x3 axes, accumulated in one buffer."""
+    xc, yc = x.unbind(1), y.unbind(0)
+    xr, ycol = x.unbind(0), y.unbind(1)
+    out = xc[0].unsqueeze(1) * yc[0].unsqueeze(0)
+    for c in range(3):
+        if c:
+            out.addcmul_(xc[c].unsqueeze(1), yc[c].unsqueeze(0))
+        out.addcmul_(ycol[c].unsqueeze(1), xr[c].unsqueeze(0))
+    return out
 
 
 def norm2(c: Tensor) -> Tensor:
-    """Squared Frobenius norm (..., H) of the tensors with components ``c`` (9, ..., H)."""
-    w = c.new_tensor(_NORM_WEIGHTS).view(9, *([1] * (c.dim() - 1)))
-    return (w * c * c).sum(0)
+    """Squared Frobenius norm (...) of the tensors with components ``c`` (9, ...)."""
+    return torch.mm(_c(c)[2], (c * c).reshape(9, -1)).view(c.shape[1:])
 
 
 def group_norms2(c: Tensor) -> Tensor:
-    """Squared Frobenius norms of I, A, S: (3, ..., H) from components (9, ..., H)."""
-    sq = c * c
-    return torch.stack([3.0 * sq[0], 2.0 * sq[1:4].sum(0), 2.0 * sq[4:9].sum(0)])
+    """Squared Frobenius norms of I, A, S: (3, ...) from components (9, ...)."""
+    return torch.mm(_c(c)[3], (c * c).reshape(9, -1)).view(3, *c.shape[1:])
 
 
 def edge_basis(u: Tensor) -> Tensor:
-    """Components (9, E) of ``1 + [u]x + (u u^T - |u|^2/3 1)`` for vectors ``u`` (E, 3)."""
+    """Components (E, 9) of ``1 + [u]x + (u u^T - |u|^2/3 1)`` for vectors ``u`` (E, 3)."""
     ux, uy, uz = u.unbind(-1)
-    one = torch.ones_like(ux)
     return torch.stack(
         [
-            one, ux, uy, uz,
+            torch.ones_like(ux), ux, uy, uz,
             0.5 * (ux * ux - uy * uy),
-            (ux * ux + uy * uy - 2.0 * uz * uz) / (2.0 * _R3),
+            (ux * ux + uy * uy - 2.0 * uz * uz) * (0.5 / _R3),
             ux * uy, ux * uz, uy * uz,
-        ]
+        ],
+        dim=1,
     )
 
 
 def mix_channels(c: Tensor, w_i: Tensor, w_a: Tensor, w_s: Tensor) -> Tensor:
-    """Mix channels of each irreducible part with its own (H_out, H_in) matrix (no bias)."""
-    return torch.cat([F.linear(c[0:1], w_i), F.linear(c[1:4], w_a), F.linear(c[4:9], w_s)])
+    """Mix channels of each irreducible part with its own (H_out, H_in) matrix (no bias).
+
+    ``c`` (9, M, H_in) -> (9, M, H_out): one batched GEMM.
+    """
+    w = torch.stack([w_i, w_a, w_s]).index_select(0, _c(c)[4])  # (9, H_out, H_in)
+    return torch.bmm(c, w.transpose(1, 2))
 
 
-def scale_groups(c: Tensor, f: Tensor) -> Tensor:
-    """Multiply components (9, ..., H) by per-part factors ``f`` (3, ..., H) (I, A, S)."""
-    return torch.cat([c[0:1] * f[0:1], c[1:4] * f[1:2], c[4:9] * f[2:3]])
+def expand_groups(f: Tensor) -> Tensor:
+    """Per-part factors (3, ...) -> per-component factors (9, ...)."""
+    return f.index_select(0, _c(f)[4])

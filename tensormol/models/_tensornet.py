@@ -39,13 +39,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from tensormol.config import build_section, option
 from tensormol.models import _irreducible as irr
+from tensormol.models import _tensornet_ops as ops
 from tensormol.models._base import AtomicGraph, EnergyModel
 from tensormol.models._pairs import undirected_pairs
 from tensormol.registry import MODELS, suggest
@@ -127,18 +128,7 @@ class _Embedding(nn.Module):
         )
         self.init_norm = nn.LayerNorm(h, dtype=dtype)
 
-    def forward(
-        self,
-        z: Tensor,
-        i: Tensor,
-        j: Tensor,
-        pair: Tensor,
-        basis: Tensor,
-        rbf: Tensor,
-        cut: Tensor,
-        rbf0: Tensor | None,
-        cut0: Tensor | None,
-    ) -> Tensor:
+    def forward(self, z: Tensor, g: _Graph) -> Tensor:
         h = self.hidden_channels
         m = z.shape[0]
         # W [z_i || z_j] + b = W_a z_i + (W_b z_j + b): two per-atom products instead of a
@@ -146,24 +136,23 @@ class _Embedding(nn.Module):
         zn = self.emb(z)
         za = nn.functional.linear(zn, self.emb2.weight[:, :h])
         zb = nn.functional.linear(zn, self.emb2.weight[:, h:], self.emb2.bias)
-        w = torch.stack([p.weight for p in self.distance_proj])  # (3, H, R)
-        b = torch.stack([p.bias for p in self.distance_proj])  # (3, H)
-        radial = (torch.matmul(rbf, w.transpose(1, 2)) + b[:, None]) * cut[None, :, None]
-        coef = radial.index_select(1, pair) * (za.index_select(0, i) + zb.index_select(0, j))
-        msg = torch.cat(
-            [coef[0:1], coef[1:2] * basis[1:4, :, None], coef[2:3] * basis[4:9, :, None]]
-        )
-        x = msg.new_zeros(9, m, h).index_add(1, i, msg)
-        if rbf0 is not None and cut0 is not None:
+        w = torch.cat([p.weight for p in self.distance_proj])  # (3H, R)
+        b = torch.cat([p.bias for p in self.distance_proj])  # (3H,)
+        radial = (nn.functional.linear(g.rbf, w, b) * g.cut[:, None]).view(-1, 3, h)
+        zij = za.index_select(0, g.i) + zb.index_select(0, g.j)
+        coef = radial.transpose(0, 1).index_select(1, g.pair) * zij  # (3, E, H)
+        x = ops.scatter_outer(coef, g.basis, g.i, m)  # (9, M, H)
+        if g.rbf0 is not None:
             # Self-loop (r = 0, no direction): only the scalar part, f_I(e(0)) phi(0) Z_ii.
-            self_i = (nn.functional.linear(rbf0, w[0], b[0]) * cut0[:, None]) * (za + zb)
-            x = torch.cat([x[0:1] + self_i, x[1:]])
-        g = self.init_norm(irr.norm2(x))
+            self_i = nn.functional.linear(g.rbf0, w[:h], b[:h]) * g.cut0[:, None] * (za + zb)
+            x_i, x_rest = x.split((1, 8))
+            x = torch.cat([x_i + self_i.unsqueeze(0), x_rest])
+        s = self.init_norm(irr.norm2(x))
         for lin in self.linears_scalar:
-            g = self.act(lin(g))
-        g = g.view(m, 3, h).transpose(0, 1)
+            s = self.act(lin(s))
         lt = self.linears_tensor
-        return irr.scale_groups(irr.mix_channels(x, lt[0].weight, lt[1].weight, lt[2].weight), g)
+        mixed = irr.mix_channels(x, lt[0].weight, lt[1].weight, lt[2].weight)
+        return mixed * irr.expand_groups(s.view(m, 3, h).transpose(0, 1))
 
 
 class _Interaction(nn.Module):
@@ -184,45 +173,43 @@ class _Interaction(nn.Module):
         self.act = act()
 
     def radial(self, rbf: Tensor, cut: Tensor) -> Tensor:
-        """Radial filters (3, P, H): I, A, S factors of each pair."""
+        """Radial filters (3, P, H): the I, A, S factors of each pair (part-major)."""
         f = rbf
         for lin in self.linears_scalar:
             f = self.act(lin(f))
-        f = f * cut[:, None]
-        return f.view(-1, 3, self.hidden_channels).transpose(0, 1)
+        f = (f * cut[:, None]).view(-1, 3, self.hidden_channels)
+        return f.transpose(0, 1).contiguous()
 
-    def forward(
-        self,
-        x: Tensor,
-        i: Tensor,
-        j: Tensor,
-        pair: Tensor,
-        rbf: Tensor,
-        cut: Tensor,
-        rbf0: Tensor | None,
-        cut0: Tensor | None,
-        assembly: Tensor,
-        decomposition: Tensor,
-    ) -> Tensor:
+    def forward(self, x: Tensor, g: _Graph) -> Tensor:
         lt = self.linears_tensor
-        f = self.radial(rbf, cut)
         x = x / (irr.norm2(x) + 1.0)
         y = irr.mix_channels(x, lt[0].weight, lt[1].weight, lt[2].weight)
-        msg = irr.scale_groups(y.index_select(1, j), f.index_select(1, pair))
-        m = torch.zeros_like(y).index_add(1, i, msg)
-        if rbf0 is not None and cut0 is not None:
-            m = m + irr.scale_groups(y, self.radial(rbf0, cut0))
-        ym = irr.to_matrix(y, assembly)
-        mm = irr.to_matrix(m, assembly)
+        msg = ops.message_passing(self.radial(g.rbf, g.cut), y, g.i, g.j, g.pair, y.shape[1])
+        if g.rbf0 is not None:
+            msg = torch.addcmul(msg, y, irr.expand_groups(self.radial(g.rbf0, g.cut0)))
+        ym, mm = irr.to_matrix(y), irr.to_matrix(msg)
         if self.so3:
             p = 2.0 * irr.matmul3(ym, mm)
         else:
-            p = irr.matmul3(mm, ym) + irr.matmul3(ym, mm)
-        pc = irr.from_matrix(p, decomposition)
+            p = irr.anticommutator(mm, ym)
+        pc = irr.from_matrix(p)
         pc = pc / (irr.norm2(pc) + 1.0)
         dx = irr.mix_channels(pc, lt[3].weight, lt[4].weight, lt[5].weight)
-        dxm = irr.to_matrix(dx, assembly)
-        return x + dx + irr.from_matrix(irr.matmul3(dxm, dxm), decomposition)
+        dxm = irr.to_matrix(dx)
+        return irr.from_matrix_add(x + dx, irr.matmul3(dxm, dxm))
+
+
+class _Graph(NamedTuple):
+    """Per-call edge data shared by the embedding and the interaction layers."""
+
+    i: Tensor  # (E,) receiving atom
+    j: Tensor  # (E,) sending atom
+    pair: Tensor  # (E,) undirected pair of each edge
+    basis: Tensor  # (E, 9) components of 1 + [u]x + (u u^T - 1/3)
+    rbf: Tensor  # (P, R) radial basis per pair
+    cut: Tensor  # (P,) cosine cutoff per pair
+    rbf0: Tensor | None  # (1, R) radial basis at r = 0 (self-loops), or None
+    cut0: Tensor | None  # (1,)
 
 
 class TensorNet(EnergyModel):
@@ -282,8 +269,6 @@ class TensorNet(EnergyModel):
         nn.init.zeros_(self.output_network[0].bias)
         nn.init.xavier_uniform_(self.output_network[2].weight)
         nn.init.zeros_(self.output_network[2].bias)
-        self.register_buffer("_assembly", irr.assembly_matrix(dtype), persistent=False)
-        self.register_buffer("_decomposition", irr.decomposition_matrix(dtype), persistent=False)
 
     def _radial_basis(self, r: Tensor) -> Tensor:
         rbf = self.distance_expansion(r)
@@ -293,24 +278,22 @@ class TensorNet(EnergyModel):
 
     def atomic_energies(self, graph: AtomicGraph) -> Tensor:
         dtype = self.out_norm.weight.dtype
-        i, j = graph.edge_index[0], graph.edge_index[1]
         pair, rep = undirected_pairs(graph.edge_index, graph.cell_shifts, graph.num_nodes)
         r = graph.edge_lengths.index_select(0, rep).to(dtype)
         # TorchMD-Net's orientation r_i - r_j (it matters for the SO(3) variant only).
         u = (graph.edge_vectors / graph.edge_lengths[:, None]).to(dtype).neg()
-        rbf, cut = self._radial_basis(r), self.cutoff_fn(r)
         rbf0 = cut0 = None
         if self.config.self_loops:
             zero = r.new_zeros(1)
             rbf0, cut0 = self._radial_basis(zero), self.cutoff_fn(zero)
-        assembly = self._assembly.to(dtype)
-        decomposition = self._decomposition.to(dtype)
-        x = self.tensor_embedding(
-            graph.atomic_numbers, i, j, pair, irr.edge_basis(u), rbf, cut, rbf0, cut0
+        g = _Graph(
+            i=graph.edge_index[0], j=graph.edge_index[1], pair=pair, basis=irr.edge_basis(u),
+            rbf=self._radial_basis(r), cut=self.cutoff_fn(r), rbf0=rbf0, cut0=cut0,
         )
+        x = self.tensor_embedding(graph.atomic_numbers, g)
         for layer in self.layers:
-            x = layer(x, i, j, pair, rbf, cut, rbf0, cut0, assembly, decomposition)
-        feats = irr.group_norms2(x).permute(1, 0, 2).reshape(x.shape[1], -1)
+            x = layer(x, g)
+        feats = irr.group_norms2(x).permute(1, 0, 2).flatten(1)  # (M, 3H): |I|², |A|², |S|²
         out = self.act(self.linear(self.out_norm(feats)))
         return self.output_network(out).squeeze(-1)
 

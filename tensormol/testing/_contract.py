@@ -1,9 +1,9 @@
 """The contract every :class:`tensormol.models.EnergyModel` signs, as reusable checks.
 
 Each ``check_*`` function evaluates a model on generated structures, raises ``AssertionError``
-with a readable message when the model breaks the contract, and otherwise returns the largest error it
-measured (a float, or a dict of them), so a test can report the numbers. :func:`check_energy_model`
-runs them all from a model factory.
+with a readable message when the model breaks the contract, and otherwise returns the largest
+error it measured (a float, or a dict of them), so a test can report the numbers.
+:func:`check_energy_model` runs them all from a model factory.
 
 The checks (all on random structures and random group elements, never hand-picked ones):
 
