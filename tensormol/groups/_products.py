@@ -44,6 +44,8 @@ class _Program:
     eq3: str
     ops3: tuple[str, ...]
     top_key: tuple  # (class of each top vertex, whether each class is produced)
+    eqw: str  # <gy, M_d x> as one contraction: gy, x, factors -> OC
+    opsw: tuple[str, ...]
 
 
 class _UnionFind:
@@ -147,7 +149,33 @@ def _compile(d: Diagram, form: str) -> _Program:
     eq3 = ",".join([_Z + s3(out1) + _C, _O + _C] + [s3(node[v] for v in vs) for _, vs in f3])
     eq3 += "->" + _Z + s3(nd for nd, p in zip(classes, present) if p) + _O
     top_key = (tuple(classes.index(nd) for nd in top_nodes), present)
-    return _Program((eq1, ops1), eq1, ops1, eq3, tuple(name for name, _ in f3), top_key)
+    # Weight gradient: the whole tensor network closed by the output cotangent.
+    letterw: dict[int, str] = {}
+    for nd in node:
+        letterw.setdefault(nd, _LETTERS[len(letterw)])
+    eqw = ",".join([_Z + "".join(letterw[node[v]] for v in range(l)) + _O,
+                    _Z + "".join(letterw[node[v]] for v in bottom) + _C]
+                   + ["".join(letterw[node[v]] for v in vs) for _, vs in factors]) + "->" + _O + _C
+    return _Program((eq1, ops1), eq1, ops1, eq3, tuple(name for name, _ in f3), top_key, eqw,
+                    tuple(name for name, _ in factors))
+
+
+def transpose_diagram(d: Diagram) -> tuple[Diagram, int]:
+    """The diagram of ``M_dᵀ`` (rows swapped) and the sign ``s`` with ``M_dᵀ = s M_{dᵀ}``.
+
+    Same-row pairs keep their left-to-right order, so ``δ`` and ``J`` factors are unchanged; the
+    free vertices of ε are re-ordered bottom-first, a permutation of sign ``(-1)^{t b}``.
+    """
+    k, l = d.k, d.l
+
+    def move(v: int) -> int:
+        return v - l if v >= l else k + v
+
+    blocks = tuple(tuple(move(v) for v in b) for b in d.blocks)
+    free = tuple(move(v) for v in d.free)
+    t = sum(1 for v in d.free if v < l)
+    sign = -1 if (t * (len(d.free) - t)) % 2 else 1
+    return Diagram(l, k, blocks, free=free), sign
 
 
 def _placement_index(top_key: tuple, n: int, l: int) -> np.ndarray | None:
@@ -180,8 +208,9 @@ class DiagramProduct(nn.Module):
     """
 
     def __init__(self, diagrams, n: int, k: int, l: int, form: str = "orthogonal",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, _with_transpose: bool = True) -> None:
         super().__init__()
+        diagrams = list(diagrams)
         self.n, self.k, self.l, self.form = n, k, l, form
         for d in diagrams:
             if d.k != k or d.l != l:
@@ -201,6 +230,12 @@ class DiagramProduct(nn.Module):
             idx = _placement_index(key, n, l)
             self.register_buffer(f"place_{i}", None if idx is None else torch.from_numpy(idx),
                                  persistent=False)
+        if _with_transpose:
+            pairs = [transpose_diagram(d) for d in diagrams]
+            self.transposed = DiagramProduct([t for t, _ in pairs], n, l, k, form, dtype,
+                                             _with_transpose=False)
+            self.register_buffer("signs", torch.tensor([float(sg) for _, sg in pairs],
+                                                       dtype=dtype), persistent=False)
 
     def _factor(self, name: str, x: torch.Tensor) -> torch.Tensor:
         t = getattr(self, name)
@@ -208,6 +243,20 @@ class DiagramProduct(nn.Module):
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``x``: ``(B, n, …, n, C)``; ``weight``: ``(D, O, C)`` → ``(B, n**l, O)``."""
+        if not hasattr(self, "transposed"):
+            return self.apply_diagrams(x, weight)
+        return _FastProduct.apply(x, weight, self, self.transposed, self.signs)
+
+    def weight_grad(self, x: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+        """``∂/∂W_d <gy, Σ_d (W_d ⊗ M_d) x>``: ``(D, O, C)`` from ``x`` and ``gy (B, n**l, O)``."""
+        gyl = gy.reshape((gy.shape[0],) + (self.n,) * self.l + (gy.shape[-1],))
+        return torch.stack([
+            torch.einsum(p.eqw, gyl, x, *[self._factor(f, x) for f in p.opsw])
+            for p in self.programs
+        ])
+
+    def apply_diagrams(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The diagram-wise product itself (plain autograd through it)."""
         b, o, n, l = x.shape[0], weight.shape[1], self.n, self.l
         contracted: dict[tuple, torch.Tensor] = {}
         acc: dict[tuple, torch.Tensor] = {}
@@ -232,6 +281,34 @@ class DiagramProduct(nn.Module):
             else:
                 out.index_add_(1, idx, t)
         return out
+
+
+class _FastProduct(torch.autograd.Function):
+    """Diagram-wise product whose backward is the diagram-wise product with the transposed
+    diagrams (into one gradient buffer), instead of autograd through every diagonal view.
+
+    The backward is built from differentiable operations (the transposed product is this same
+    Function), so double backward works too.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, prod, prod_t, signs):
+        ctx.save_for_backward(x, weight, signs)
+        ctx.prods = (prod, prod_t)
+        return prod.apply_diagrams(x, weight)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, signs = ctx.saved_tensors
+        prod, prod_t = ctx.prods
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gyl = gy.reshape((gy.shape[0],) + (prod.n,) * prod.l + (gy.shape[-1],))
+            wt = (weight * signs.to(weight.dtype)[:, None, None]).transpose(1, 2)
+            gx = _FastProduct.apply(gyl, wt, prod_t, prod, signs).reshape(x.shape)
+        if ctx.needs_input_grad[1]:
+            gw = prod.weight_grad(x, gy)
+        return gx, gw, None, None, None
 
 
 class DenseProduct(nn.Module):
