@@ -211,3 +211,20 @@ def test_diagram_scale_is_root_of_rows_over_frobenius(form):
         rows = int((m != 0).any(dim=1).sum())
         want = math.sqrt(rows / float((m**2).sum()))
         assert diagram_scale(d, n, form) == pytest.approx(want, rel=1e-12), d
+
+
+def test_transpose_diagram_gives_the_transposed_matrix():
+    from tensormol.groups._products import transpose_diagram
+
+    cases = [(d, "orthogonal", 3) for d in set_partition_diagrams(1, 3)]
+    cases += [(d, "symplectic", 4) for d in brauer_diagrams(3, 1)]
+    cases += [(d, "orthogonal", 3) for d in levi_civita_diagrams(2, 3, 3)]
+    cases += [(d, "orthogonal", 2) for d in levi_civita_diagrams(1, 3, 2)]
+    signs = set()
+    for d, form, n in cases:
+        t, sign = transpose_diagram(d)
+        signs.add(sign)
+        assert (t.k, t.l) == (d.l, d.k)
+        torch.testing.assert_close(diagram_matrix(d, n, form=form).T,
+                                   sign * diagram_matrix(t, n, form=form), rtol=0, atol=0)
+    assert signs == {1, -1}
