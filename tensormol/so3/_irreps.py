@@ -45,6 +45,14 @@ def _is_int(x: object) -> bool:
         return False
 
 
+def _plain_tuple(x: Any) -> tuple | None:
+    """The items of a tuple (subclasses included, bypassing overrides such as e3nn's
+    ``Irrep.__len__``, which raises), or None if ``x`` is not a tuple."""
+    if isinstance(x, tuple):
+        return tuple.__getitem__(x, slice(None))
+    return None
+
+
 class Irrep(tuple):
     r"""Irreducible representation ``(l, p)`` of O(3).
 
@@ -74,8 +82,9 @@ class Irrep(tuple):
                 ch = m.group(2)
                 par = (-1) ** deg if ch == "y" else _PARITY_CHARS[ch]
                 return super().__new__(cls, (deg, par))
-            if isinstance(l, tuple) and len(l) == 2:
-                l, p = l  # noqa: E741
+            items = _plain_tuple(l)
+            if items is not None and len(items) == 2:
+                l, p = items  # noqa: E741
             else:
                 raise ValueError(
                     f"cannot interpret {l!r} as an irrep: expected {_EXPECTED_IRREP}, a tuple "
@@ -273,7 +282,7 @@ class Irreps(tuple):
             isinstance(irreps, tuple) and hasattr(irreps, "l") and hasattr(irreps, "p")
         ):
             # ours, or another library's irrep object (e3nn's Irrep is a tuple with .l and .p)
-            return super().__new__(cls, (MulIr(1, Irrep(tuple(irreps))),))
+            return super().__new__(cls, (MulIr(1, Irrep(_plain_tuple(irreps))),))
         if isinstance(irreps, str):
             return super().__new__(cls, _parse_irreps_string(irreps))
         if not isinstance(irreps, Iterable):
@@ -285,16 +294,16 @@ class Irreps(tuple):
         for item in irreps:
             if isinstance(item, MulIr):
                 out.append(item)
-            elif isinstance(item, Irrep):
-                out.append(MulIr(1, item))
+            elif isinstance(item, Irrep) or (
+                isinstance(item, tuple) and hasattr(item, "l") and hasattr(item, "p")
+            ):
+                out.append(MulIr(1, Irrep(_plain_tuple(item))))
             elif isinstance(item, str):
                 out.append(MulIr(1, Irrep(item)))
-            elif isinstance(item, tuple) and len(item) == 2 and _is_int(item[0]) and not (
-                _is_int(item[1])
-            ):
-                # (mul, ir) with ir an Irrep, a string or an (l, p) tuple
+            elif isinstance(item, (list, tuple)) and len(item) == 2 and not _is_int(item[1]):
+                # (mul, ir) with ir an Irrep, a string or an (l, p) tuple; MulIr checks mul
                 out.append(MulIr(item[0], Irrep(item[1])))
-            elif isinstance(item, (list, tuple)) and len(item) == 2 and _is_int(item[0]):
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
                 raise ValueError(
                     f"cannot interpret {item!r} in {irreps!r} as (mul, irrep): the irrep must be "
                     "an Irrep, a string like '1o' or a tuple (l, p)"
