@@ -217,6 +217,11 @@ def test_float32_positions_and_empty_input(generator):
     for backend in ("vesin", "torch"):
         e, sh = neighbor_list(torch.zeros(0, 3), 3.0, backend=backend)
         assert e.shape == (2, 0) and sh.shape == (0, 3) and e.dtype == torch.int64
+    from tensormol.ops._neighbors_torch import brute_force_pairs
+
+    i, j, s, d = brute_force_pairs(torch.zeros(0, 3, dtype=F64), 3 * torch.eye(3, dtype=F64),
+                                   torch.ones(3, dtype=torch.bool), 2.0)
+    assert i.shape == (0,) and s.shape == (0, 3) and d.dtype == F64
 
 
 def test_overlap_check():
