@@ -170,9 +170,20 @@ class PotentialDataModule(L.LightningDataModule):
 
         rank, world = self._rank_world()
         trainer = self.trainer
-        epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
+        epoch_fn = skip_fn = None
+        if trainer is not None:
+            def epoch_fn() -> int:
+                return trainer.current_epoch
+
+            if train:
+                def skip_fn() -> int:
+                    # A run resumed from a mid-epoch checkpoint (logging.checkpoint_every_n_steps)
+                    # continues its epoch after the batches it had consumed, not from the start.
+                    loop = trainer.fit_loop.epoch_loop
+                    return loop.batch_progress.current.ready * batch_size if loop.restarting else 0
         sampler = ShardedSampler(len(dataset), shuffle=train, seed=self.seed, rank=rank,
-                                 world_size=world, drop_last=train, epoch_fn=epoch_fn)
+                                 world_size=world, drop_last=train, epoch_fn=epoch_fn,
+                                 skip_fn=skip_fn)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                           num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

@@ -46,6 +46,8 @@ _QUIET = (
     r".*GPU available but not used.*",
     # Split metrics are all-reduced by the module itself before logging.
     r".*when logging on epoch level in distributed setting.*",
+    # Mid-epoch resume is exact: the train sampler skips what the killed run consumed.
+    r".*resuming from a checkpoint that ended before the epoch ended.*",
     # A resumed run writes into its own checkpoint folder by design.
     r".*Checkpoint directory .* exists and is not empty.*",
 )

@@ -37,11 +37,15 @@ class ShardedSampler(Sampler[int]):
         Returns the epoch when iteration starts (e.g. ``lambda: trainer.current_epoch``); it takes
         precedence over :meth:`set_epoch`. Lightning's ``set_epoch`` calls are off by one after a
         resume at an epoch boundary, which would change the data order of a resumed run.
+    skip_fn : callable, optional
+        Returns how many of this process's indices to skip when iteration starts: the samples a
+        run killed mid-epoch had consumed, so its resumed epoch continues where it stopped.
     """
 
     def __init__(self, n: int, *, shuffle: bool, seed: int = 0, rank: int = 0,
                  world_size: int = 1, drop_last: bool = False,
-                 epoch_fn: Callable[[], int] | None = None) -> None:
+                 epoch_fn: Callable[[], int] | None = None,
+                 skip_fn: Callable[[], int] | None = None) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
                              f"world_size={world_size}")
@@ -52,6 +56,7 @@ class ShardedSampler(Sampler[int]):
         self.world_size = int(world_size)
         self.drop_last = bool(drop_last)
         self.epoch_fn = epoch_fn
+        self.skip_fn = skip_fn
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -68,7 +73,10 @@ class ShardedSampler(Sampler[int]):
             order = list(range(self.n))
         if self.drop_last:
             order = order[: self.n - self.n % self.world_size]
-        return order[self.rank:: self.world_size]
+        order = order[self.rank:: self.world_size]
+        if self.skip_fn is not None:
+            order = order[int(self.skip_fn()):]
+        return order
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._order())
