@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 
-def _build(group: str, seed: int, cutoff: float):
+def _build(group: str, seed: int, cutoff: float, precision: int = 32):
     from torchmdnet.models.model import create_model
 
     torch.manual_seed(seed)
@@ -34,7 +34,7 @@ def _build(group: str, seed: int, cutoff: float):
         trainable_rbf=False, activation="silu", cutoff_lower=0.0, cutoff_upper=cutoff, max_z=128,
         max_num_neighbors=128, equivariance_invariance_group=group, static_shapes=False,
         output_model="Scalar", derivative=True, atom_filter=-1, prior_model=None,
-        reduce_op="add", precision=32,
+        reduce_op="add", precision=precision,
     )
     return create_model(args)
 
@@ -44,11 +44,13 @@ def main() -> None:
     inputs, out_path = sys.argv[1], sys.argv[2]
     d = np.load(inputs)
     torch.set_num_threads(int(d["threads"]))
-    model = _build(str(d["group"]), int(d["seed"]), float(d["cutoff"])).eval()
+    precision = int(d["precision"]) if "precision" in d else 32
+    fdtype = torch.float64 if precision == 64 else torch.float32
+    model = _build(str(d["group"]), int(d["seed"]), float(d["cutoff"]), precision).eval()
     z = torch.tensor(d["z"], dtype=torch.long)
-    pos = torch.tensor(d["pos"], dtype=torch.float32)
+    pos = torch.tensor(d["pos"], dtype=fdtype)
     batch = torch.tensor(d["batch"], dtype=torch.long)
-    box = torch.tensor(d["box"], dtype=torch.float32) if d["box"].size else None
+    box = torch.tensor(d["box"], dtype=fdtype) if d["box"].size else None
     import torchmdnet.models.tensornet as tn
 
     def run():
@@ -69,14 +71,15 @@ def main() -> None:
     if str(d["mode"]) == "weights":
         energy, forces = run()
         torch.save(
-            {"state_dict": model.state_dict(), "energy": energy.double(), "forces": forces.double()},
+            {"state_dict": model.state_dict(), "energy": energy.double(),
+             "forces": forces.double()},
             out_path[: -len(".json")] + ".pt",
         )
     else:
         # Warm up on a small piece (compiles kernels, fills caches) so the peak-RSS growth below
         # is what the full input costs, not one-off compilation.
         wz = torch.tensor(d["warm_z"], dtype=torch.long)
-        wpos = torch.tensor(d["warm_pos"], dtype=torch.float32)
+        wpos = torch.tensor(d["warm_pos"], dtype=fdtype)
         wbatch = torch.tensor(d["warm_batch"], dtype=torch.long)
         model(wz, wpos, wbatch, box=box)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
