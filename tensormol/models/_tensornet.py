@@ -132,23 +132,32 @@ class _Embedding(nn.Module):
         )
         self.init_norm = nn.LayerNorm(h, dtype=dtype)
 
-    def forward(self, z: Tensor, g: _Graph) -> Tensor:
+    def forward(self, z: Tensor, species: Tensor, known_z: Tensor, g: _Graph,
+                by_species: bool | None = None) -> Tensor:
+        """Embedded tensors (9, M, H) of atoms ``z`` (M,) with species indices ``species`` (M,)
+        into ``known_z`` (K,) (the model's elements)."""
         h = self.hidden_channels
-        m = z.shape[0]
-        # W [z_i || z_j] + b = W_a z_i + (W_b z_j + b): two per-atom products instead of a
-        # (2H -> H) matmul per edge.
-        zn = self.emb(z)
-        za = nn.functional.linear(zn, self.emb2.weight[:, :h])
-        zb = nn.functional.linear(zn, self.emb2.weight[:, h:], self.emb2.bias)
+        m, k, r = z.shape[0], known_z.shape[0], g.rbf.shape[1]
         w = torch.cat([p.weight for p in self.distance_proj])  # (3H, R)
         b = torch.cat([p.bias for p in self.distance_proj])  # (3H,)
-        radial = (nn.functional.linear(g.rbf, w, b) * g.cut[:, None]).view(-1, 3, h)
-        zij = za.index_select(0, g.i) + zb.index_select(0, g.j)
-        coef = radial.transpose(0, 1).index_select(1, g.pair) * zij  # (3, E, H)
-        x = ops.scatter_outer(coef, g.basis, g.i, m)  # (9, M, H)
+        # W [z_i || z_j] + b = W_a z_i + (W_b z_j + b): two products per element, not per edge.
+        ze = self.emb(known_z)
+        za = nn.functional.linear(ze, self.emb2.weight[:, :h])  # (K, H)
+        zb = nn.functional.linear(ze, self.emb2.weight[:, h:], self.emb2.bias)
+        if by_species is None:
+            by_species = k * (r + 1) <= 2 * h
+        if by_species:
+            x = self._sum_by_species(species, g, w, b, za, zb)
+        else:
+            radial = (nn.functional.linear(g.rbf, w, b) * g.cut[:, None]).view(-1, 3, h)
+            zij = za.index_select(0, species.index_select(0, g.i)) + zb.index_select(
+                0, species.index_select(0, g.j))
+            coef = radial.transpose(0, 1).index_select(1, g.pair) * zij  # (3, E, H)
+            x = ops.scatter_outer(coef, g.basis, g.i, m)  # (9, M, H)
         if g.rbf0 is not None:
             # Self-loop (r = 0, no direction): only the scalar part, f_I(e(0)) phi(0) Z_ii.
-            self_i = nn.functional.linear(g.rbf0, w[:h], b[:h]) * g.cut0[:, None] * (za + zb)
+            f0 = nn.functional.linear(g.rbf0, w[:h], b[:h]) * g.cut0[:, None]
+            self_i = f0 * (za + zb).index_select(0, species)
             x_i, x_rest = x.split((1, 8))
             x = torch.cat([x_i + self_i.unsqueeze(0), x_rest])
         s = self.init_norm(irr.norm2(x))
@@ -157,6 +166,30 @@ class _Embedding(nn.Module):
         lt = self.linears_tensor
         mixed = irr.mix_channels(x, lt[0].weight, lt[1].weight, lt[2].weight)
         return mixed * irr.expand_groups(s.view(m, 3, h).transpose(0, 1))
+
+    @staticmethod
+    def _sum_by_species(species: Tensor, g: _Graph, w: Tensor, b: Tensor, za: Tensor,
+                        zb: Tensor) -> Tensor:
+        """The edge sum of the embedding with per-edge work of R + 1 numbers instead of H.
+
+        The edge tensor is ``b_e[k] C_e (W_g e_e + b_g) * (za[s_i] + zb[s_j])``: linear in the
+        radial basis, and the atomic-number factor depends only on the two species. So sum
+        ``b_e[k] C_e [e_e, 1]`` per (atom, neighbour species) first (an (R + 1)-wide scatter),
+        then apply the (H, R + 1) maps and the species factors as GEMMs on atoms.
+        """
+        h, k, m = za.shape[1], za.shape[0], species.shape[0]
+        r1 = torch.cat([g.rbf, torch.ones_like(g.cut)[:, None]], 1) * g.cut[:, None]  # (P, R+1)
+        c = r1.index_select(0, g.pair)  # (E, R + 1)
+        dest = g.i * k + species.index_select(0, g.j)
+        q = ops.scatter_outer(c.unsqueeze(0).expand(3, -1, -1), g.basis, dest, m * k)
+        q = q.view(9, m, k, -1)  # (9, M, K, R + 1)
+        wfull = torch.cat([w, b[:, None]], 1).view(3, h, -1)  # per part (H, R + 1)
+        w9 = irr.expand_groups(wfull)  # (9, H, R + 1)
+        own = torch.bmm(q.sum(2), w9.transpose(1, 2)) * za.index_select(0, species)
+        # sum_s zb[s, h] (q_s @ W^T)[h] = q (flattened over s, r) @ V^T, V[h, (s, r)] = zb W
+        v = zb.t()[None, :, :, None] * wfull[:, :, None, :]  # (3, H, K, R + 1)
+        v9 = irr.expand_groups(v.reshape(3, h, -1))
+        return own + torch.bmm(q.reshape(9, m, -1), v9.transpose(1, 2))
 
 
 class _Interaction(nn.Module):
@@ -273,6 +306,8 @@ class TensorNet(EnergyModel):
         nn.init.zeros_(self.output_network[0].bias)
         nn.init.xavier_uniform_(self.output_network[2].weight)
         nn.init.zeros_(self.output_network[2].bias)
+        #: Embedding edge sum by neighbour species (None: automatic; a switch for the tests).
+        self._species_embedding: bool | None = None
 
     def _radial_basis(self, r: Tensor) -> Tensor:
         rbf = self.distance_expansion(r)
@@ -295,7 +330,8 @@ class TensorNet(EnergyModel):
             i=graph.edge_index[0], j=graph.edge_index[1], pair=pair, basis=irr.edge_basis(u),
             rbf=self._radial_basis(r), cut=self.cutoff_fn(r), rbf0=rbf0, cut0=cut0,
         )
-        x = self.tensor_embedding(graph.atomic_numbers, g)
+        x = self.tensor_embedding(graph.atomic_numbers, graph.species, self.species, g,
+                                  self._species_embedding)
         for layer in self.layers:
             x = layer(x, g)
         feats = irr.group_norms2(x).permute(1, 0, 2).flatten(1)  # (M, 3H): |I|², |A|², |S|²
