@@ -14,6 +14,7 @@ from tensormol.groups import (
     representation,
     tensor_power_action,
 )
+from tensormol.testing import assert_equivariant_finite
 
 PETERSEN = AutomorphismGroup(nx.petersen_graph())
 CYCLE5 = AutomorphismGroup(nx.cycle_graph(5))
@@ -38,18 +39,20 @@ def make_pair(group, n, k, l, c_in=3, c_out=2, seed=0):
     return fast, dense
 
 
-def equivariance_error(layer, group, n, k, l, x, num=3, seed=0) -> float:
-    """max over random g of |layer(ρ(g)^{⊗k} x) - ρ(g)^{⊗l} layer(x)|, relative to |layer(x)|."""
+def leg_action(group, n, k):
+    """``(g, x) -> ρ(g)^{⊗k} x`` on channels-last tensors, for the shared finite-group oracle."""
+    return lambda g, x: tensor_power_action(representation(group, n, g), x, k)
+
+
+def check_equivariance(layer, group, n, k, l, x, num=3, seed=0, atol=None) -> float:
+    """``|layer(ρ(g)^{⊗k} x) - ρ(g)^{⊗l} layer(x)|`` for random g, through
+    :func:`tensormol.testing.assert_equivariant_finite` (default tolerance: 1e-10 in float64,
+    1e-5 in float32, relative to the output magnitude)."""
     gen = torch.Generator().manual_seed(seed)
-    y = layer(x).detach()
-    scale = max(1.0, float(y.abs().max()))
-    err = 0.0
-    for g in random_elements(group, n, num, generator=gen):
-        rho = representation(group, n, g)
-        lhs = layer(tensor_power_action(rho, x, k)).detach()
-        rhs = tensor_power_action(rho, y, l)
-        err = max(err, float((lhs - rhs).abs().max()) / scale)
-    return err
+    elements = list(random_elements(group, n, num, generator=gen))
+    with torch.no_grad():
+        return assert_equivariant_finite(layer, x, elements, leg_action(group, n, k),
+                                         leg_action(group, n, l), atol=atol)
 
 
 @pytest.mark.parametrize("case", GROUPS, ids=gid)
@@ -62,10 +65,10 @@ def test_equivariance_float64(case, backend):
         layer = fast if backend == "fast" else dense
         x = torch.randn(4, *([n] * k), 3, dtype=torch.float64)
         with torch.no_grad():
-            worst = max(worst, equivariance_error(layer, group, n, k, l, x))
+            worst = max(worst, check_equivariance(layer, group, n, k, l, x, atol=1e-10))
             y = layer(x)
         assert y.shape == (4, *([n] * l), 2)
-    assert worst <= 1e-10
+    assert worst <= 1e-10  # absolute float64 error
 
 
 @pytest.mark.parametrize("case", GROUPS, ids=gid)
@@ -130,7 +133,7 @@ def test_batch_dims_and_float32():
     assert y.shape == (2, 3, 4, 5) and y.dtype == torch.float32
     torch.testing.assert_close(y[1, 2], layer(x[1, 2]))
     # float32 equivariance, at float32 accuracy.
-    assert equivariance_error(layer, "S_n", 4, 2, 1, x.reshape(6, 4, 4, 3)) < 1e-5
+    check_equivariance(layer, "S_n", 4, 2, 1, x.reshape(6, 4, 4, 3))
 
 
 def test_output_scale_is_order_one():
