@@ -30,10 +30,11 @@ import openmm
 import openmm.app
 import torch
 from openmm import unit
-from openmmml.mlpotential import MLPotential, MLPotentialImpl, MLPotentialImplFactory
+from openmmml.mlpotential import MLPotential, MLPotentialImpl
 
 from tensormol import keys as K
-from tensormol.export._bundle import Bundle, BundleError, bundle_from_bytes, load_bundle
+from tensormol.export._bundle import Bundle, bundle_from_bytes, load_bundle
+from tensormol.export._openmm_entry import TensorMolPotentialImplFactory
 from tensormol.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 __all__ = [
@@ -246,18 +247,6 @@ class TensorMolPotentialImpl(MLPotentialImpl):
         force.setForceGroup(int(forceGroup))
         force.setName("TensorMol")
         system.addForce(force)
-
-
-class TensorMolPotentialImplFactory(MLPotentialImplFactory):
-    """Creates :class:`TensorMolPotentialImpl`; the ``openmmml.potentials`` entry point."""
-
-    def createImpl(self, name: str, bundle: Any = None, **args: Any) -> MLPotentialImpl:
-        if bundle is None:
-            raise BundleError(
-                'the tensormol potential needs a bundle: MLPotential("tensormol", '
-                'bundle="model.tmol") (create one with `tensormol export`)'
-            )
-        return TensorMolPotentialImpl(name, bundle, **args)
 
 
 def register_openmm_plugin(name: str = "tensormol") -> None:
