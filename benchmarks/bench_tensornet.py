@@ -240,8 +240,8 @@ def check_equivalence(ref_python: str, tmp: Path, threads: int) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------ timing
-def _run(cmd: list[str]) -> None:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+def _run(cmd: list[str], env_extra: dict[str, str] | None = None) -> None:
+    env = dict(os.environ, PYTHONWARNINGS="ignore", **(env_extra or {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"command failed: {shlex.join(cmd)}\n{proc.stdout[-3000:]}\n"
@@ -249,7 +249,7 @@ def _run(cmd: list[str]) -> None:
 
 
 def measure(ref_python: str, tmp: Path, threads: int, rounds: int, repeats: int,
-            only: str | None) -> dict:
+            only: str | None, env: dict[str, str]) -> dict:
     za, pa, ba = aspirin_batch(64)
     zw, pw, cw = water_box()
     workloads = {
@@ -272,7 +272,7 @@ def measure(ref_python: str, tmp: Path, threads: int, rounds: int, repeats: int,
                 else:
                     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(inp),
                            str(out)]
-                _run(cmd)
+                _run(cmd, env)
                 runs[impl].append(json.loads(out.read_text()))
                 print(f"  {name} round {r} {impl}: wall {min(runs[impl][-1]['times']):.3f} s, "
                       f"cpu {min(runs[impl][-1]['cpu_times']):.3f} s", flush=True)
@@ -306,8 +306,9 @@ def render(results: dict, equivalence: list[dict], args: argparse.Namespace, loa
         "```",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"`torch.set_num_threads({args.threads})` in both; load average at start/end "
-        f"{load[0]:.1f} / {load[1]:.1f} (the machine is shared).",
+        f"`torch.set_num_threads({args.threads})` and OMP_WAIT_POLICY={args.omp_wait_policy} in "
+        f"both; load average at start/end {load[0]:.1f} / {load[1]:.1f} (the machine is shared "
+        "with other jobs).",
     ]
     any_ref = next(iter(results.values()))["torchmdnet"]["extra"] if results else {}
     if any_ref:
@@ -376,6 +377,10 @@ def main() -> None:
     parser.add_argument("--only", choices=("aspirin", "water"))
     parser.add_argument("--skip-equivalence", action="store_true")
     parser.add_argument("--write", metavar="MARKDOWN", help="write the report there")
+    parser.add_argument(
+        "--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", "default"),
+        help="OMP_WAIT_POLICY of both workers (default PASSIVE: on a shared, oversubscribed "
+             "machine, spinning OpenMP threads stall every parallel region)")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     if args.worker:
@@ -391,8 +396,10 @@ def main() -> None:
             args.reference_python, tmp, args.threads)
         for e in equivalence:
             print(json.dumps(e))
+        env = {} if args.omp_wait_policy == "default" else {
+            "OMP_WAIT_POLICY": args.omp_wait_policy}
         results = measure(args.reference_python, tmp, args.threads, args.rounds, args.repeats,
-                          args.only)
+                          args.only, env)
     report = render(results, equivalence, args, (load0, os.getloadavg()[0]))
     print(report)
     if args.write:
