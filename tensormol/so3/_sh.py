@@ -189,6 +189,9 @@ class _Plan:
         ).coalesce().to(dtype=dtype, device=device)
 
 
+# Built eagerly even under torch.compile: Dynamo would otherwise trace through the cache into the
+# table derivation (which itself runs autograd).
+@torch.compiler.disable
 @functools.lru_cache(maxsize=64)
 def _plan(lmax: int, normalization: str, dtype: torch.dtype, device: torch.device) -> _Plan:
     return _Plan(lmax, normalization, dtype, device)
@@ -321,43 +324,60 @@ def _sh_all(lmax: int, u: torch.Tensor, normalization: str) -> torch.Tensor:
 
 
 class _AutogradPlan:
-    """Float64 CPU coefficients for the differentiable twin :func:`_sh_rows_autograd`."""
+    """Coefficients of the plain-op twin: ``diag`` as floats, ``a``, ``b`` as flat float64
+    tensors (step ``d`` holds ``d+1`` values from ``d(d+1)/2``). Tensors, not float lists:
+    TorchScript turns a float list into a tensor through float32, losing digits."""
 
     def __init__(self, lmax: int, normalization: str) -> None:
         diag, a, b = _recurrence_coefficients(lmax, normalization)
         self.lmax = lmax
-        self.diag = diag
-        self.a = [torch.tensor(x, dtype=torch.float64)[:, None] for x in a]
-        self.b = [torch.tensor(x, dtype=torch.float64)[:, None] for x in b]
+        self.diag = list(diag)
+        # a trailing unused 0.0 keeps the tensors non-empty for lmax = 0
+        self.a = torch.tensor([c for row in a for c in row] + [0.0], dtype=torch.float64)
+        self.b = torch.tensor([c for row in b for c in row] + [0.0], dtype=torch.float64)
 
 
-def _sh_rows_autograd(plan: _AutogradPlan, v: torch.Tensor) -> torch.Tensor:
-    """Same recurrence in plain, out-of-place autograd ops: rows ``v`` (``(3, n)``) -> ``(dim, n)``.
+def _sh_rows_plain(v: torch.Tensor, lmax: int, diag: list[float], a: torch.Tensor,
+                   b: torch.Tensor) -> torch.Tensor:
+    """The recurrence in plain, out-of-place autograd ops (TorchScript-compatible).
 
-    The differentiable twin of :class:`_SphericalHarmonicsFn`: slower, but its derivatives come
-    from autograd, so it serves to derive the backward tables and to test the analytic backward.
+    Rows ``v`` (``(3, n)``) -> ``(dim, n)``. The differentiable twin of
+    :class:`_SphericalHarmonicsFn`: slower, but its derivatives come from autograd, so it derives
+    the backward tables, tests the analytic backward, and backs :class:`SphericalHarmonics` under
+    ``torch.jit.script`` (which cannot compile a custom autograd Function).
     """
     n = v.shape[1]
     Y, Z, X = v[0], v[1], v[2]
-    L = plan.lmax
-    a = [x.to(v.dtype) for x in plan.a]
-    b = [x.to(v.dtype) for x in plan.b]
+    a = a.to(dtype=v.dtype, device=v.device)
+    b = b.to(dtype=v.dtype, device=v.device)
     rho2 = X * X + Y * Y
-    A = v.new_full((1, n), plan.diag[0])
-    C, S = [torch.ones_like(X)], [torch.zeros_like(X)]
-    for _ in range(L):
-        C, S = C + [X * C[-1] - Y * S[-1]], S + [Y * C[-1] + X * S[-1]]
+    C = [torch.ones_like(X)]
+    S = [torch.zeros_like(X)]
+    for _ in range(lmax):
+        c, s = C[-1], S[-1]
+        C.append(X * c - Y * s)
+        S.append(Y * c + X * s)
+    A = torch.full((1, n), diag[0], dtype=v.dtype, device=v.device)
     blocks = [A]
-    for d in range(L):
-        head = A * a[d] * Z
+    for d in range(lmax):
+        o0, o1 = d * (d + 1) // 2, (d + 1) * (d + 2) // 2
+        head = A * a[o0:o1].unsqueeze(1) * Z
         if d >= 1:
-            shifted = torch.cat([(A[1] * rho2)[None], A[:d]]) * b[d]
-            head = head + shifted
-        A = torch.cat([head, v.new_full((1, n), plan.diag[d + 1])])
+            head = head + torch.cat([(A[1] * rho2).unsqueeze(0), A[:d]]) * b[o0:o1].unsqueeze(1)
+        const = torch.full((1, n), diag[d + 1], dtype=v.dtype, device=v.device)
+        A = torch.cat([head, const])
         l = d + 1  # noqa: E741
-        trig = torch.stack([S[abs(m)] if m < 0 else C[m] for m in range(-l, l + 1)])
-        blocks.append(A[[abs(m) for m in range(-l, l + 1)]] * trig)
+        rows = []
+        for m in range(-l, l + 1):
+            trig = S[-m] if m < 0 else C[m]
+            rows.append(A[abs(m)] * trig)
+        blocks.append(torch.stack(rows))
     return torch.cat(blocks)
+
+
+def _sh_rows_autograd(plan: _AutogradPlan, v: torch.Tensor) -> torch.Tensor:
+    """:func:`_sh_rows_plain` with the coefficients of ``plan``."""
+    return _sh_rows_plain(v, plan.lmax, plan.diag, plan.a, plan.b)
 
 
 def _check_input(x: Any, validate: bool) -> torch.Tensor:
@@ -438,6 +458,10 @@ def spherical_harmonics(l: Any, x: torch.Tensor, normalize: bool = True,
 class SphericalHarmonics(torch.nn.Module):
     r"""Module form of :func:`spherical_harmonics` (same parameters and output).
 
+    Eager mode runs the fast path. Under ``torch.jit.script`` (TorchScript export, e.g. for
+    openmm-torch) the module runs the plain-op twin of the same recurrence: same values and
+    derivatives (double backward included), slower, and input checks limited to shape and NaN.
+
     Parameters
     ----------
     irreps_out : int, list of int, str or Irreps
@@ -454,10 +478,14 @@ class SphericalHarmonics(torch.nn.Module):
         Output irreps, e.g. ``1x0e+1x1o+1x2e``.
     """
 
+    # TorchScript infers the attribute types from their values (PEP 563 string annotations are
+    # not resolved on module classes); irreps_out is Python-only metadata.
+    __jit_ignored_attributes__ = ["irreps_out"]
+
     def __init__(self, irreps_out: Any, normalize: bool = True, normalization: str = "integral",
                  *, validate: bool = True) -> None:
         super().__init__()
-        self._ls, self.irreps_out = _parse_ls(irreps_out)
+        ls, self.irreps_out = _parse_ls(irreps_out)
         if normalization not in _NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}"
@@ -465,11 +493,39 @@ class SphericalHarmonics(torch.nn.Module):
         self.normalize = bool(normalize)
         self.normalization = normalization
         self.validate = bool(validate)
+        self._ls = list(ls)
+        self._lmax = max(ls)
+        plan = _AutogradPlan(self._lmax, normalization)
+        # Plain float64 tensor attributes (not buffers): outside the state dict and untouched by
+        # module.to(dtype), so float64 inputs always get float64 coefficients.
+        self._diag, self._a, self._b = plan.diag, plan.a, plan.b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Harmonics of ``x`` (shape ``(..., 3)``), shape ``(..., irreps_out.dim)``."""
-        return spherical_harmonics(list(self._ls), x, self.normalize, self.normalization,
+        if torch.jit.is_scripting():
+            return self._forward_plain(x)
+        return self._forward_fast(x)
+
+    @torch.jit.unused
+    def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        return spherical_harmonics(self._ls, x, self.normalize, self.normalization,
                                    validate=self.validate)
+
+    def _forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 0 or x.shape[-1] != 3:
+            raise ValueError("x must have shape (..., 3) (last dimension x, y, z)")
+        if self.validate and bool(torch.isnan(x).any() | torch.isinf(x).any()):
+            raise ValueError("x contains NaN or infinite values")
+        batch = x.shape[:-1]
+        v = x.reshape(-1, 3).t()
+        if self.normalize:
+            v = v * torch.rsqrt((v * v).sum(dim=0).clamp_min(1e-24))  # eps = 1e-12, squared
+        Y = _sh_rows_plain(v, self._lmax, self._diag, self._a, self._b)
+        parts = [Y[d * d:(d + 1) * (d + 1)] for d in self._ls]
+        Y = torch.cat(parts)
+        out_shape = list(batch)
+        out_shape.append(Y.shape[0])
+        return Y.t().reshape(out_shape)
 
     def extra_repr(self) -> str:
         return (f"irreps_out={self.irreps_out}, normalize={self.normalize}, "

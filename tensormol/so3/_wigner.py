@@ -52,6 +52,7 @@ def _sampling_plan64(lmax: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]
     return pts, tuple(qs)
 
 
+@torch.compiler.disable  # built eagerly, never traced (see _sh._plan)
 @functools.lru_cache(maxsize=128)
 def _sampling_plan(lmax: int, dtype: torch.dtype, device: torch.device
                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

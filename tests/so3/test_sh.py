@@ -214,3 +214,26 @@ def test_bad_inputs_raise_clear_errors():
         SphericalHarmonics(2, normalization="bad")
     # validate=False skips the finiteness check (for pre-checked inputs)
     assert spherical_harmonics(1, bad, validate=False).shape == (4, 3)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torchscript_module_matches_eager(generator):
+    """Under torch.jit.script the module runs the plain-op twin: same values and derivatives."""
+    m = SphericalHarmonics([0, 1, 2, 3, 6], normalize=True, normalization="component")
+    sm = torch.jit.script(m)
+    x = torch.randn(5, 2, 3, generator=generator, dtype=F64, requires_grad=True)
+    a, b = m(x), sm(x)
+    assert b.shape == (5, 2, 29)
+    torch.testing.assert_close(b, a, atol=1e-14, rtol=0)
+    (ga,) = torch.autograd.grad(a.pow(2).sum(), x, create_graph=True)
+    (gb,) = torch.autograd.grad(b.pow(2).sum(), x, create_graph=True)
+    torch.testing.assert_close(gb, ga, atol=1e-12, rtol=0)
+    (ha,) = torch.autograd.grad(ga.sum(), x)
+    (hb,) = torch.autograd.grad(gb.sum(), x)
+    torch.testing.assert_close(hb, ha, atol=1e-11, rtol=0)
+    torch.testing.assert_close(sm(x.float()), m(x.float()), atol=1e-6, rtol=0)
+    assert m.state_dict() == {}  # no state: nothing to break in checkpoints
+    with pytest.raises(Exception, match=r"shape \(\.\.\., 3\)"):
+        sm(torch.randn(4, 2))
+    with pytest.raises(Exception, match="NaN"):
+        sm(torch.full((2, 3), float("nan")))
