@@ -24,6 +24,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.autograd import Function
 
 __all__ = [
     "GROUP",
@@ -35,6 +36,9 @@ __all__ = [
     "from_matrix_add",
     "matmul3",
     "anticommutator",
+    "normalize",
+    "matmul3_reference",
+    "normalize_reference",
     "norm2",
     "group_norms2",
     "edge_basis",
@@ -152,33 +156,106 @@ def from_matrix_reference(x: Tensor) -> Tensor:
     ])
 
 
-def matmul3(x: Tensor, y: Tensor) -> Tensor:
-    """Matrix product over the leading 3x3 axes: ``(xy)[a, b] = sum_c x[a, c] y[c, b]``.
+def _matmul3(x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+    """``x y`` (or ``out + x y``) over the leading 3x3 axes, without autograd bookkeeping.
 
     Broadcast products of whole (M, H) blocks accumulated in place (one allocation), instead of a
     batched GEMM of tiny matrices.
     """
     xc, yc = x.unbind(1), y.unbind(0)  # columns x[:, c] and rows y[c], each (3, ...)
-    out = xc[0].unsqueeze(1) * yc[0].unsqueeze(0)
+    if out is None:
+        out = xc[0].unsqueeze(1) * yc[0].unsqueeze(0)
+    else:
+        out.addcmul_(xc[0].unsqueeze(1), yc[0].unsqueeze(0))
     out.addcmul_(xc[1].unsqueeze(1), yc[1].unsqueeze(0))
     return out.addcmul_(xc[2].unsqueeze(1), yc[2].unsqueeze(0))
 
 
+class _MatMul3(Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor) -> Tensor:
+        ctx.save_for_backward(x, y)
+        return _matmul3(x, y)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, y = ctx.saved_tensors
+        gx = matmul3(g, y.transpose(0, 1)) if ctx.needs_input_grad[0] else None
+        gy = matmul3(x.transpose(0, 1), g) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+class _Anticommutator(Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor) -> Tensor:
+        ctx.save_for_backward(x, y)
+        return _matmul3(y, x, _matmul3(x, y))
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, y = ctx.saved_tensors
+        # d(xy + yx) = dx y + x dy + dy x + y dx  =>  gx = g y^T + y^T g,  gy = x^T g + g x^T
+        gx = anticommutator(g, y.transpose(0, 1)) if ctx.needs_input_grad[0] else None
+        gy = anticommutator(x.transpose(0, 1), g) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+def matmul3(x: Tensor, y: Tensor) -> Tensor:
+    """Matrix product over the leading 3x3 axes: ``(xy)[a, b] = sum_c x[a, c] y[c, b]``.
+
+    Its backward is two such products (so it differentiates to any order) instead of autograd's
+    broadcast-and-reduce of every term.
+    """
+    return _MatMul3.apply(x, y)
+
+
 def anticommutator(x: Tensor, y: Tensor) -> Tensor:
-    """``x y + y x`` over the leading 3x3 axes, accumulated in one buffer."""
-    xc, yc = x.unbind(1), y.unbind(0)
-    xr, ycol = x.unbind(0), y.unbind(1)
-    out = xc[0].unsqueeze(1) * yc[0].unsqueeze(0)
-    for c in range(3):
-        if c:
-            out.addcmul_(xc[c].unsqueeze(1), yc[c].unsqueeze(0))
-        out.addcmul_(ycol[c].unsqueeze(1), xr[c].unsqueeze(0))
-    return out
+    """``x y + y x`` over the leading 3x3 axes, accumulated in one buffer; its backward is two
+    anticommutators."""
+    return _Anticommutator.apply(x, y)
+
+
+def matmul3_reference(x: Tensor, y: Tensor) -> Tensor:
+    """Slow twin of :func:`matmul3` (batched ``torch.matmul``)."""
+    xm, ym = torch.movedim(x, (0, 1), (-2, -1)), torch.movedim(y, (0, 1), (-2, -1))
+    return torch.movedim(xm @ ym, (-2, -1), (0, 1))
+
+
+def _norm2(c: Tensor) -> Tensor:
+    return torch.mm(_c(c)[2], (c * c).reshape(9, -1)).view(c.shape[1:])
+
+
+class _Normalize(Function):
+    @staticmethod
+    def forward(ctx, c: Tensor) -> Tensor:
+        s = 1.0 / (_norm2(c) + 1.0)
+        ctx.save_for_backward(c, s)
+        return c * s
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        c, s = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: s must carry its dependence on c
+            s = 1.0 / (_norm2(c) + 1.0)
+        w = _c(c)[2].view(9, *([1] * (c.dim() - 1)))
+        t = (g * c).sum(0)  # sum_k g_k c_k
+        # d/dc_l [c_k / (n + 1)] = s delta_kl - 2 s^2 w_l c_l c_k,  n = sum_k w_k c_k^2
+        return g * s - (w * c) * (2.0 * s * s * t)
+
+
+def normalize(c: Tensor) -> Tensor:
+    """``X / (|X|_F^2 + 1)`` for components (9, ...), with a fused backward."""
+    return _Normalize.apply(c)
+
+
+def normalize_reference(c: Tensor) -> Tensor:
+    """Slow twin of :func:`normalize`."""
+    return c / (norm2(c) + 1.0)
 
 
 def norm2(c: Tensor) -> Tensor:
     """Squared Frobenius norm (...) of the tensors with components ``c`` (9, ...)."""
-    return torch.mm(_c(c)[2], (c * c).reshape(9, -1)).view(c.shape[1:])
+    return _norm2(c)
 
 
 def group_norms2(c: Tensor) -> Tensor:

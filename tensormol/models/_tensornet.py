@@ -230,7 +230,7 @@ class _Interaction(nn.Module):
 
     def forward(self, x: Tensor, g: _Graph) -> Tensor:
         lt = self.linears_tensor
-        x = x / (irr.norm2(x) + 1.0)
+        x = irr.normalize(x)
         y = irr.mix_channels(x, lt[0].weight, lt[1].weight, lt[2].weight)
         msg = ops.message_passing(self.radial(g.rbf, g.cut), y, g.i, g.j, g.pair, y.shape[1])
         if g.rbf0 is not None:
@@ -240,8 +240,7 @@ class _Interaction(nn.Module):
             p = 2.0 * irr.matmul3(ym, mm)
         else:
             p = irr.anticommutator(mm, ym)
-        pc = irr.from_matrix(p)
-        pc = pc / (irr.norm2(pc) + 1.0)
+        pc = irr.normalize(irr.from_matrix(p))
         dx = irr.mix_channels(pc, lt[3].weight, lt[4].weight, lt[5].weight)
         dxm = irr.to_matrix(dx)
         return irr.from_matrix_add(x + dx, irr.matmul3(dxm, dxm))

@@ -159,3 +159,29 @@ def test_undirected_pairs_match_reference(generator) -> None:
     pair_h, rep_h = undirected_pairs(ei[:, half], shifts[half], 5)
     assert rep_h.shape[0] == int(half.sum())
     assert math.isclose(float(pair_h.unique().numel()), float(half.sum()))
+
+
+@pytest.mark.parametrize("name", ["matmul3", "anticommutator", "normalize"])
+def test_node_functions_match_reference_to_second_order(name, generator) -> None:
+    """Custom-backward node functions: values, gradients and second derivatives."""
+    x = torch.randn(3, 3, 2, 3, generator=generator, dtype=F64, requires_grad=True)
+    y = torch.randn(3, 3, 2, 3, generator=generator, dtype=F64, requires_grad=True)
+    c = torch.randn(9, 2, 3, generator=generator, dtype=F64, requires_grad=True)
+    fast, ref, args = {
+        "matmul3": (irr.matmul3, irr.matmul3_reference, (x, y)),
+        "anticommutator": (irr.anticommutator,
+                           lambda a, b: irr.matmul3_reference(a, b) + irr.matmul3_reference(b, a),
+                           (x, y)),
+        "normalize": (irr.normalize, irr.normalize_reference, (c,)),
+    }[name]
+    assert torch.allclose(fast(*args), ref(*args), atol=1e-14)
+    w = torch.randn(fast(*args).shape, generator=generator, dtype=F64)
+    g_fast = torch.autograd.grad((fast(*args) * w).sum(), args, create_graph=True)
+    g_ref = torch.autograd.grad((ref(*args) * w).sum(), args, create_graph=True)
+    for a, b in zip(g_fast, g_ref):
+        assert torch.allclose(a, b, atol=1e-13)
+    h_fast = torch.autograd.grad(sum((g ** 2).sum() for g in g_fast), args)
+    h_ref = torch.autograd.grad(sum((g ** 2).sum() for g in g_ref), args)
+    for a, b in zip(h_fast, h_ref):
+        assert torch.allclose(a, b, atol=1e-12)
+    assert gradcheck(fast, args) and gradgradcheck(fast, args)
