@@ -12,6 +12,7 @@ The model contract suite lives in :mod:`tensormol.testing._contract`.
 
 from __future__ import annotations
 
+from ._contract import check_energy_model
 from ._equivariance import (
     CARTESIAN_POINTS,
     assert_equivariant,
@@ -25,6 +26,7 @@ from ._equivariance import (
 from ._forces import check_forces_fd, finite_difference_forces
 
 __all__ = [
+    "check_energy_model",
     "CARTESIAN_POINTS",
     "assert_equivariant",
     "assert_equivariant_finite",
