@@ -277,8 +277,14 @@ def _device_tables(lmaxes: tuple[int, ...], lmax_out: int, dtype: torch.dtype,
                                                  cast(proj))
 
 
+# Up to this degree (inputs and output) the dense contraction beats the Fourier route on CPU:
+# measured fwd+bwd, float32, one thread (benchmarks/results/gaunt.md, "backend crossover").
+_DENSE_MAX_DEGREE = 3
+_BACKENDS = ("auto", "fourier", "dense")
+
+
 def gaunt_product(*xs: torch.Tensor, lmax_out: int,
-                  normalization: str = "integral") -> torch.Tensor:
+                  normalization: str = "integral", backend: str = "auto") -> torch.Tensor:
     """Gaunt tensor product of any number of SH-coefficient tensors, through the torus Fourier
     basis.
 
@@ -292,6 +298,11 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
     normalization : str
         The SH normalization the coefficients refer to: "integral" (orthonormal, default),
         "component" or "norm" (as in ``tensormol.so3.spherical_harmonics``).
+    backend : str
+        "fourier" (the O(L³) torus route), "dense" (contraction with the Gaunt coefficients,
+        :func:`gaunt_product_dense`; O(L⁶) but fewer, larger GEMMs, faster for small degrees)
+        or "auto" (default: "dense" when every degree involved is ≤ 3, else "fourier").
+        Both are exact; they agree to rounding.
 
     Returns
     -------
@@ -311,11 +322,17 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
     if not xs:
         raise ValueError("gaunt_product needs at least one input tensor")
     check_int_ge(lmax_out, "lmax_out", 0)
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     lmaxes = tuple(_lmax_of(x, f"xs[{i}]") for i, x in enumerate(xs))
     dtype = xs[0].dtype
     device = xs[0].device
     if any(x.dtype != dtype or x.device != device for x in xs):
         raise TypeError("all inputs of gaunt_product must share dtype and device")
+    if backend == "dense" or (
+        backend == "auto" and max(*lmaxes, min(lmax_out, sum(lmaxes))) <= _DENSE_MAX_DEGREE
+    ):
+        return _dense_route(xs, lmaxes, lmax_out, normalization)
     batch_shape = _broadcast_shape([tuple(x.shape[:-1]) for x in xs])
     # Degrees above sum(L_i) are exactly zero: compute up to l_eff and pad.
     l_eff = min(lmax_out, sum(lmaxes))
@@ -326,13 +343,17 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
         scale = _degree_scale(L, normalization)
         if scale is not None:
             x = x * scale.to(dtype=dtype, device=device)
-        xt = x.expand(*batch_shape, x.shape[-1]).reshape(-1, x.shape[-1]).T  # (D, Z)
+        # Each input is transformed at its own (unbroadcast) shape, e.g. edge harmonics (E, 1, D)
+        # once, not once per channel; broadcasting happens on the grid.
+        own = (1,) * (len(batch_shape) + 1 - x.dim()) + tuple(x.shape[:-1])
+        xt = x.reshape(-1, x.shape[-1]).T  # (D, Z_x)
         xt = torch.cat([xt, xt.new_zeros(1, xt.shape[1])], dim=0)
-        half = torch.bmm(P, xt[index])  # (K, 2 n_theta, Z), rows (re/im, θ)
+        half = torch.bmm(P, xt[index])  # (K, 2 n_theta, Z_x), rows (re/im, θ)
         K = L + 1
         half = half.view(K, 2, n_theta, -1).transpose(0, 1).reshape(2 * K, -1)
-        values = synth @ half  # (n_phi, n_theta·Z)
+        values = (synth @ half).view(n_phi, n_theta, *own)  # samples on the torus grid
         grid = values if grid is None else grid * values
+    grid = grid.expand(n_phi, n_theta, *batch_shape).reshape(n_phi, -1)
     spec = (phi_anal @ grid).view(2, l_eff + 1, n_theta, -1).transpose(0, 1)
     blocks = torch.bmm(proj, spec.reshape(l_eff + 1, 2 * n_theta, -1))  # (K_out, J, Z)
     out = blocks.new_zeros((lmax_out + 1) ** 2, blocks.shape[-1])
@@ -358,6 +379,47 @@ def _dense_gaunt(l1max: int, l2max: int, l3max: int, dtype: torch.dtype,
     top = max(l1max, l2max, l3max)
     full = _dense_gaunt_full(max(4, -(-top // 4) * 4), dtype, device)
     return full[: (l1max + 1) ** 2, : (l2max + 1) ** 2, : (l3max + 1) ** 2]
+
+
+def _dense_pair(x: torch.Tensor, y: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """``z_k = Σ_ij x_i y_j G_ijk`` as GEMMs, folding a broadcast operand into ``G`` first."""
+    D1, D2, D3 = G.shape
+    shape = _broadcast_shape([tuple(x.shape[:-1]), tuple(y.shape[:-1])])
+    n, nx, ny = math.prod(shape), x[..., 0].numel(), y[..., 0].numel()
+    if ny < n and ny <= nx:
+        # y is shared along some axis (e.g. edge harmonics across channels): y·G once per y row.
+        T = (y.reshape(-1, D2) @ G.transpose(0, 1).reshape(D2, D1 * D3))
+        # einsum turns axes where only x is > 1 into GEMM rows (one bmm over the shared axes),
+        # where a broadcasting matmul would run one tiny (1 x D1) product per row.
+        return torch.einsum("...i,...ik->...k", x, T.view(*y.shape[:-1], D1, D3))
+    if nx < n:
+        T = x.reshape(-1, D1) @ G.reshape(D1, D2 * D3)
+        return torch.einsum("...j,...jk->...k", y, T.view(*x.shape[:-1], D2, D3))
+    outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).reshape(*shape, D1 * D2)
+    return outer @ G.reshape(D1 * D2, D3)
+
+
+def _dense_route(xs: Sequence[torch.Tensor], lmaxes: Sequence[int], lmax_out: int,
+                 normalization: str) -> torch.Tensor:
+    """The ``backend="dense"`` route of :func:`gaunt_product`: chained pair contractions whose
+    intermediates keep only the degrees that can still reach ``lmax_out``."""
+    dtype, device = xs[0].dtype, xs[0].device
+    scaled = []
+    for x, L in zip(xs, lmaxes):
+        s = _degree_scale(L, normalization)
+        scaled.append(x if s is None else x * s.to(dtype=dtype, device=device))
+    if len(scaled) == 1:
+        return gaunt_product_dense(*xs, lmax_out=lmax_out, normalization=normalization)
+    acc, acc_l = scaled[0], lmaxes[0]
+    for j in range(1, len(scaled)):
+        rest = sum(lmaxes[j + 1:])
+        l3 = min(acc_l + lmaxes[j], lmax_out + rest)
+        acc = _dense_pair(acc, scaled[j], _dense_gaunt(acc_l, lmaxes[j], l3, dtype, device))
+        acc_l = l3
+    if acc_l < lmax_out:  # degrees above the sum of the inputs are zero
+        acc = torch.nn.functional.pad(acc, (0, (lmax_out + 1) ** 2 - (acc_l + 1) ** 2))
+    s = _degree_scale(lmax_out, normalization)
+    return acc if s is None else acc / s.to(dtype=dtype, device=device)
 
 
 def gaunt_product_dense(*xs: torch.Tensor, lmax_out: int,

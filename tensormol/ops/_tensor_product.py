@@ -8,7 +8,7 @@ from torch import nn
 
 from tensormol._validate import check_int_ge
 
-from ._gaunt_fourier import SH_NORMALIZATIONS, gaunt_product, gaunt_product_dense
+from ._gaunt_fourier import SH_NORMALIZATIONS, gaunt_product
 
 __all__ = ["GauntTensorProduct", "cg_tensor_product"]
 
@@ -34,14 +34,15 @@ class GauntTensorProduct(nn.Module):
     normalization : str
         SH normalization of the coefficients: "integral", "component" or "norm".
     backend : str
-        "fourier" (O(L³), default) or "dense" (contraction with the Gaunt coefficients; the
-        reference twin). The state dict is the same for both.
+        "auto" (default: the faster of the two for the degrees, see
+        :func:`~tensormol.ops.gaunt_product`), "fourier" (O(L³)) or "dense" (contraction with the
+        Gaunt coefficients; the reference twin). The state dict is the same for all.
     dtype : torch.dtype, optional
         Dtype of the weights.
     """
 
     def __init__(self, lmax_in1: int, lmax_in2: int, lmax_out: int, channels: int,
-                 normalization: str = "integral", backend: str = "fourier",
+                 normalization: str = "integral", backend: str = "auto",
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
         for name, v in (("lmax_in1", lmax_in1), ("lmax_in2", lmax_in2), ("lmax_out", lmax_out)):
@@ -50,8 +51,8 @@ class GauntTensorProduct(nn.Module):
         if normalization not in SH_NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {SH_NORMALIZATIONS}, "
                              f"got {normalization!r}")
-        if backend not in ("fourier", "dense"):
-            raise ValueError(f"backend must be 'fourier' or 'dense', got {backend!r}")
+        if backend not in ("auto", "fourier", "dense"):
+            raise ValueError(f"backend must be 'auto', 'fourier' or 'dense', got {backend!r}")
         self.lmax_in1, self.lmax_in2, self.lmax_out = lmax_in1, lmax_in2, lmax_out
         self.channels = channels
         self.normalization = normalization
@@ -87,8 +88,8 @@ class GauntTensorProduct(nn.Module):
                              f"got {tuple(y.shape)}")
         x = x * self.weight1[:, self._deg1].to(x.dtype)
         y = y * self.weight2[:, self._deg2].to(y.dtype)
-        product = gaunt_product if self.backend == "fourier" else gaunt_product_dense
-        z = product(x, y, lmax_out=self.lmax_out, normalization=self.normalization)
+        z = gaunt_product(x, y, lmax_out=self.lmax_out, normalization=self.normalization,
+                          backend=self.backend)
         return z * self.weight_out[:, self._deg_out].to(z.dtype)
 
     def extra_repr(self) -> str:

@@ -15,6 +15,11 @@ from tensormol.so3 import Irreps, rand_o3, spherical_harmonics, wigner_3j
 F64 = torch.float64
 
 
+def fourier(*xs: torch.Tensor, **kw) -> torch.Tensor:
+    """The torus route, whatever ``backend="auto"`` would pick for these degrees."""
+    return gaunt_product(*xs, backend="fourier", **kw)
+
+
 def _rand(gen: torch.Generator, lmax: int, *batch: int, dtype=F64) -> torch.Tensor:
     return torch.randn(*batch, (lmax + 1) ** 2, generator=gen, dtype=dtype)
 
@@ -29,7 +34,7 @@ def test_fast_equals_dense_for_all_degrees_up_to_8(generator) -> None:
         for l2 in range(9):
             x, y = _rand(generator, l1, 2), _rand(generator, l2, 2)
             for l3 in range(9):
-                fast = gaunt_product(x, y, lmax_out=l3)
+                fast = fourier(x, y, lmax_out=l3)
                 ref = gaunt_product_dense(x, y, lmax_out=l3)
                 worst = max(worst, float((fast - ref).abs().max()))
     assert worst < 1e-10, worst
@@ -40,7 +45,7 @@ def test_pointwise_identity(generator, norm) -> None:
     # Σ z_lm Y_lm(ω) = f_x(ω) f_y(ω) when the output keeps every degree of the product.
     l1, l2 = 4, 5
     x, y = _rand(generator, l1), _rand(generator, l2)
-    z = gaunt_product(x, y, lmax_out=l1 + l2, normalization=norm)
+    z = fourier(x, y, lmax_out=l1 + l2, normalization=norm)
     pts = torch.randn(64, 3, generator=generator, dtype=F64)
     lhs = _eval(z, l1 + l2, pts, norm)
     rhs = _eval(x, l1, pts, norm) * _eval(y, l2, pts, norm)
@@ -50,7 +55,7 @@ def test_pointwise_identity(generator, norm) -> None:
 def test_many_body_product_in_one_pass(generator) -> None:
     # ν = 3: one pass equals the chained dense products and the pointwise triple product.
     xs = [_rand(generator, 3, 5) for _ in range(3)]
-    z = gaunt_product(*xs, lmax_out=9)
+    z = fourier(*xs, lmax_out=9)
     assert torch.allclose(z, gaunt_product_dense(*xs, lmax_out=9), atol=1e-11)
     pts = torch.randn(32, 3, generator=generator, dtype=F64)
     lhs = _eval(z.T, 9, pts).T
@@ -64,7 +69,7 @@ def test_only_even_paths_exist(generator) -> None:
     b = torch.zeros(4, dtype=F64)
     a[1:] = torch.randn(3, generator=generator, dtype=F64)
     b[1:] = torch.randn(3, generator=generator, dtype=F64)
-    z = gaunt_product(a, b, lmax_out=2)
+    z = fourier(a, b, lmax_out=2)
     assert float(z[1:4].abs().max()) < 1e-14
     cross = cg_tensor_product(a[1:], 1, b[1:], 1, 1)
     # e3nn's 1o basis is (x, y, z): the CG 1⊗1→1 path is the cross product / sqrt(6).
@@ -79,8 +84,8 @@ def test_equivariance_under_o3(generator, dtype, tol) -> None:
     x, y = _rand(generator, l1, 8, dtype=dtype), _rand(generator, l2, 8, dtype=dtype)
     for R in rand_o3(4, generator=generator, dtype=F64):
         D = {L: irreps[L].D_from_matrix(R).to(dtype) for L in irreps}
-        out_rot = gaunt_product(x @ D[l1].T, y @ D[l2].T, lmax_out=l3)
-        rot_out = gaunt_product(x, y, lmax_out=l3) @ D[l3].T
+        out_rot = fourier(x @ D[l1].T, y @ D[l2].T, lmax_out=l3)
+        rot_out = fourier(x, y, lmax_out=l3) @ D[l3].T
         scale = rot_out.abs().max()
         assert float((out_rot - rot_out).abs().max() / scale) < tol
 
@@ -88,17 +93,17 @@ def test_equivariance_under_o3(generator, dtype, tol) -> None:
 def test_gradients_and_double_backward(generator) -> None:
     x = _rand(generator, 2).requires_grad_(True)
     y = _rand(generator, 1).requires_grad_(True)
-    torch.autograd.gradcheck(lambda a, b: gaunt_product(a, b, lmax_out=3), (x, y))
-    torch.autograd.gradgradcheck(lambda a, b: gaunt_product(a, b, lmax_out=2), (x, y))
+    torch.autograd.gradcheck(lambda a, b: fourier(a, b, lmax_out=3), (x, y))
+    torch.autograd.gradgradcheck(lambda a, b: fourier(a, b, lmax_out=2), (x, y))
     # Gradients equal those of the dense twin.
-    g_fast = torch.autograd.grad(gaunt_product(x, y, lmax_out=4).pow(2).sum(), (x, y))
+    g_fast = torch.autograd.grad(fourier(x, y, lmax_out=4).pow(2).sum(), (x, y))
     g_ref = torch.autograd.grad(gaunt_product_dense(x, y, lmax_out=4).pow(2).sum(), (x, y))
     for a, b in zip(g_fast, g_ref):
         assert torch.allclose(a, b, atol=1e-12)
 
 
 def test_module_backends_agree_and_share_state(generator) -> None:
-    fast = GauntTensorProduct(3, 2, 4, channels=5, dtype=F64)
+    fast = GauntTensorProduct(3, 2, 4, channels=5, backend="fourier", dtype=F64)
     with torch.no_grad():
         for p in fast.parameters():
             p.normal_(generator=generator)
@@ -108,6 +113,21 @@ def test_module_backends_agree_and_share_state(generator) -> None:
     assert torch.allclose(fast(x, y), dense(x, y), atol=1e-12)
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 5, 16\)"):
         fast(x[..., :9], y)
+
+
+def test_broadcast_inputs_and_auto_backend(generator) -> None:
+    # Edge harmonics (E, 1, D) against channel features (E, C, D): transformed once, broadcast on
+    # the grid; equal to the dense route and to the explicitly expanded product.
+    x, y = _rand(generator, 3, 6, 4), _rand(generator, 2, 6, 1)
+    ref = gaunt_product_dense(x, y.expand(6, 4, 9), lmax_out=4)
+    assert torch.allclose(fourier(x, y, lmax_out=4), ref, atol=1e-12)
+    assert torch.allclose(fourier(y, x, lmax_out=4), ref, atol=1e-12)
+    assert torch.allclose(gaunt_product(x, y, lmax_out=4), ref, atol=1e-12)  # auto
+    z = _rand(generator, 2, 1, 4)  # broadcast along the other axis
+    ref3 = gaunt_product_dense(x, y.expand(6, 4, 9), z.expand(6, 4, 9), lmax_out=5)
+    assert torch.allclose(fourier(x, y, z, lmax_out=5), ref3, atol=1e-11)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        gaunt_product(x, y, lmax_out=2, backend="fft")
 
 
 def test_bad_inputs_are_named() -> None:
