@@ -16,13 +16,13 @@ Runs in TorchMD-Net's own virtual environment (it never imports tensormol):
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 import warnings
 
 import numpy as np
 import torch
+from _rss import reset_peak_rss, rss_mib
 
 
 def _build(group: str, seed: int, cutoff: float, precision: int = 32):
@@ -82,7 +82,8 @@ def main() -> None:
         wpos = torch.tensor(d["warm_pos"], dtype=fdtype)
         wbatch = torch.tensor(d["warm_batch"], dtype=torch.long)
         model(wz, wpos, wbatch, box=box)
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        reset_peak_rss()
+        base = rss_mib("VmRSS")
         for _ in range(int(d["warmup"])):
             run()
         times, cpu_times = [], []
@@ -91,9 +92,9 @@ def main() -> None:
             run()
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        result.update(times=times, cpu_times=cpu_times, peak_rss_growth_mib=(peak - base) / 1024.0,
-                      peak_rss_mib=peak / 1024.0)
+        peak = rss_mib("VmHWM")
+        result.update(times=times, cpu_times=cpu_times, peak_rss_growth_mib=peak - base,
+                      peak_rss_mib=peak)
     with open(out_path, "w") as fh:
         json.dump(result, fh)
 

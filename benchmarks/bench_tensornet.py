@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _rss import reset_peak_rss, rss_mib
 
 HERE = Path(__file__).resolve().parent
 REFERENCE_WORKER = HERE / "_tensornet_reference.py"
@@ -143,7 +143,8 @@ def worker(inputs: str, out_path: str) -> None:
     batch = tensormol_batch(d["z"], d["pos"], d["batch"], box)
     warm = tensormol_batch(d["warm_z"], d["warm_pos"], d["warm_batch"], box)
     model(warm)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset_peak_rss()
+    base = rss_mib("VmRSS")
     for _ in range(int(d["warmup"])):
         model(batch)
     times, cpu_times = [], []
@@ -152,12 +153,12 @@ def worker(inputs: str, out_path: str) -> None:
         model(batch)
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = rss_mib("VmHWM")
     result = {
         "torch": torch.__version__,
         "parameters": sum(p.numel() for p in model.parameters()),
         "times": times, "cpu_times": cpu_times,
-        "peak_rss_growth_mib": (peak - base) / 1024.0, "peak_rss_mib": peak / 1024.0,
+        "peak_rss_growth_mib": peak - base, "peak_rss_mib": peak,
     }
     Path(out_path).write_text(json.dumps(result))
 
