@@ -7,11 +7,12 @@ works in Å and eV. The conversion happens here and only here, with the factors 
 Two backends:
 
 ``"python"``  an ``openmm.PythonForce`` calling the model through PyTorch (every platform).
-``"torch"``   openmm-torch's ``TorchForce`` with a TorchScript module (where ``openmmtorch``
-              imports, i.e. machines with CUDA-enabled torch); see :mod:`._torchforce`.
+``"torch"``   openmm-torch's ``TorchForce`` with a traced TorchScript module (where
+              ``openmmtorch`` imports, i.e. machines with CUDA-enabled torch); see
+              :mod:`._torchforce` (minimum image: boxes at least twice the cutoff wide).
 
-``backend="auto"`` (default) picks ``"python"``: it is the route that runs everywhere, and the
-TorchForce route is opt-in until the model is scriptable on every platform.
+``backend="auto"`` (default) picks ``"python"``: it is the route that runs everywhere; the
+TorchForce route is opt-in.
 
 Periodic systems: the model builds its own neighbour list with all periodic images within the
 cutoff (not only the minimum image), from the box OpenMM passes at every call, so barostat moves
@@ -238,12 +239,22 @@ class TensorMolPotentialImpl(MLPotentialImpl):
         if backend == "torch":
             from tensormol.export._torchforce import make_torch_force
 
-            force = make_torch_force(self.bundle, zs, periodic)
+            box = None
+            if periodic:
+                vecs = topology.getPeriodicBoxVectors()
+                if vecs is None:
+                    vecs = system.getDefaultPeriodicBoxVectors()
+                box = torch.tensor([[v.x, v.y, v.z] for v in
+                                    (vec.value_in_unit(unit.nanometer) for vec in vecs)],
+                                   dtype=torch.float64)
+            # A TorchForce sees every particle: the module selects the ML region itself.
+            force = make_torch_force(self.bundle, zs, periodic, indices=atom_list,
+                                     num_particles=system.getNumParticles(), box_nm=box)
         else:
             force = openmm.PythonForce(TensorMolForceCallback(self.bundle, zs, periodic, device))
             force.setUsesPeriodicBoundaryConditions(periodic)
-        if atom_list is not None:
-            force.setParticles(atom_list)  # the callback then sees only these particles
+            if atom_list is not None:
+                force.setParticles(atom_list)  # the callback then sees only these particles
         force.setForceGroup(int(forceGroup))
         force.setName("TensorMol")
         system.addForce(force)

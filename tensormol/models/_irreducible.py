@@ -206,12 +206,16 @@ def matmul3(x: Tensor, y: Tensor) -> Tensor:
     Its backward is two such products (so it differentiates to any order) instead of autograd's
     broadcast-and-reduce of every term.
     """
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return matmul3_reference(x, y)
     return _MatMul3.apply(x, y)
 
 
 def anticommutator(x: Tensor, y: Tensor) -> Tensor:
     """``x y + y x`` over the leading 3x3 axes, accumulated in one buffer; its backward is two
     anticommutators."""
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return matmul3_reference(x, y) + matmul3_reference(y, x)
     return _Anticommutator.apply(x, y)
 
 
@@ -245,6 +249,8 @@ class _Normalize(Function):
 
 def normalize(c: Tensor) -> Tensor:
     """``X / (|X|_F^2 + 1)`` for components (9, ...), with a fused backward."""
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return normalize_reference(c)
     return _Normalize.apply(c)
 
 

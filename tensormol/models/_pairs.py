@@ -58,20 +58,28 @@ def undirected_pairs(
     orient = torch.where(i < j, 1, torch.where(i > j, -1, _lexicographic_sign(s)))
     lo, hi = torch.minimum(i, j), torch.maximum(i, j)
     sc = s * orient[:, None]
-    smax = int(sc.abs().max()) if sc.numel() else 0
-    base = 2 * smax + 1
     n = max(int(num_nodes), 1)
-    if float(n) * n * base**3 < 2.0**62:
-        # One int64 key per edge: a 1-D unique is much faster than unique over rows.
+    if torch.jit.is_tracing():
+        # Keep the shift range a tensor so that a traced graph stays valid for any shifts.
+        smax_t = sc.abs().max()
         key = lo * n + hi
         for d in range(3):
-            key = key * base + (sc[:, d] + smax)
-        _, pair = torch.unique(key, return_inverse=True)
-    else:  # pragma: no cover - astronomically large graphs
-        rows = torch.cat([lo[:, None], hi[:, None], sc], dim=1)
-        _, pair = torch.unique(rows, dim=0, return_inverse=True)
-    n_pairs = int(pair.max()) + 1
-    rep = torch.full((n_pairs,), n_edges, dtype=torch.int64, device=i.device)
+            key = key * (2 * smax_t + 1) + (sc[:, d] + smax_t)
+        uniq, pair = torch.unique(key, return_inverse=True)
+    else:
+        smax = int(sc.abs().max()) if sc.numel() else 0
+        base = 2 * smax + 1
+        if float(n) * n * base**3 < 2.0**62:
+            # One int64 key per edge: a 1-D unique is much faster than unique over rows.
+            key = lo * n + hi
+            for d in range(3):
+                key = key * base + (sc[:, d] + smax)
+            uniq, pair = torch.unique(key, return_inverse=True)
+        else:  # pragma: no cover - astronomically large graphs
+            rows = torch.cat([lo[:, None], hi[:, None], sc], dim=1)
+            uniq, pair = torch.unique(rows, dim=0, return_inverse=True)
+    # One slot per pair, sized by the unique keys (no host sync, dynamic in a traced graph).
+    rep = torch.full_like(uniq[:, 0] if uniq.dim() == 2 else uniq, n_edges)
     rep = rep.scatter_reduce(0, pair, torch.arange(n_edges, device=i.device), reduce="amin")
     return pair, rep
 

@@ -177,6 +177,8 @@ def message_passing(f: Tensor, y: Tensor, i: Tensor, j: Tensor, pair: Tensor,
     Tensor
         (9, num_out, H).
     """
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return message_passing_reference(f, y, i, j, pair, num_out)
     return _MessagePassing.apply(f, y, i, j, pair, num_out)
 
 
@@ -222,6 +224,8 @@ def pair_contract(a: Tensor, y: Tensor, i: Tensor, j: Tensor, pair: Tensor,
     ``a`` (9, M_a, H), ``y`` (9, M_y, H) -> (3, num_pairs, H): the filter gradient of
     :func:`message_passing`.
     """
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return pair_contract_reference(a, y, i, j, pair, num_pairs)
     return _PairContract.apply(a, y, i, j, pair, num_pairs)
 
 
@@ -262,6 +266,8 @@ class _ScatterOuter(Function):
 def scatter_outer(c: Tensor, b: Tensor, i: Tensor, num_out: int) -> Tensor:
     """``x[k, i_e] += c[G(k), e] * b[e, k]``: per-edge (3, H) coefficients times a per-edge (9,)
     basis, summed onto the receiving nodes. ``c`` (3, E, H), ``b`` (E, 9) -> (9, num_out, H)."""
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return scatter_outer_reference(c, b, i, num_out)
     return _ScatterOuter.apply(c, b, i, num_out)
 
 
@@ -298,6 +304,8 @@ class _GatherContract(Function):
 
 def gather_contract(a: Tensor, b: Tensor, i: Tensor) -> Tensor:
     """``r[G(k), e] += a[k, i_e] * b[e, k]``: ``a`` (9, M, H), ``b`` (E, 9) -> (3, E, H)."""
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return gather_contract_reference(a, b, i)
     return _GatherContract.apply(a, b, i)
 
 
@@ -334,6 +342,8 @@ class _GatherDot(Function):
 def gather_dot(a: Tensor, c: Tensor, i: Tensor) -> Tensor:
     """``s[e, k] = sum_h a[k, i_e, h] * c[G(k), e, h]``: ``a`` (9, M, H), ``c`` (3, E, H) ->
     (E, 9)."""
+    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
+        return gather_dot_reference(a, c, i)
     return _GatherDot.apply(a, c, i)
 
 

@@ -196,10 +196,13 @@ def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
     ndim = max(len(s) for s in shapes)
     out = []
     for i in range(ndim):
-        sizes = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
-        if len(sizes) > 1:
+        # Compare as ints but return the size objects themselves: under torch.jit.trace they are
+        # traced values, and the traced graph must keep them dynamic (e.g. the number of edges).
+        big = [s[len(s) - ndim + i] for s in shapes
+               if len(s) - ndim + i >= 0 and int(s[len(s) - ndim + i]) != 1]
+        if len({int(v) for v in big}) > 1:
             raise ValueError(f"input batch shapes {shapes} do not broadcast")
-        out.append(sizes.pop() if sizes else 1)
+        out.append(big[0] if big else 1)
     return tuple(out)
 
 

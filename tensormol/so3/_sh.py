@@ -312,6 +312,9 @@ class _SphericalHarmonicsFn(torch.autograd.Function):
 
 def _sh_all_rows(lmax: int, v: torch.Tensor, normalization: str) -> torch.Tensor:
     """All harmonics up to ``lmax`` of points given as rows ``v`` (``(3, n)``): ``(dim, n)``."""
+    if torch.jit.is_tracing() and lmax > 0:
+        # A traced graph cannot hold a custom autograd Function: record the plain-op twin.
+        return _sh_rows_autograd(_AutogradPlan(lmax, normalization), v)
     plan = _plan(lmax, normalization, v.dtype, v.device)
     if lmax == 0:  # a constant, like e3nn (no graph to x)
         return v.new_full((1, v.shape[1]), plan.diag[0])
