@@ -17,6 +17,8 @@ Usage::
         [--reference-python /tmp/tmdnet-venv/bin/python]
         [--write benchmarks/results/tensornet_accuracy.md]
 
+Cost on one 2-core machine at the defaults: about two hours (both cores busy with ``--jobs 2``).
+
 TorchMD-Net's venv: see ``bench_tensornet.py``.
 """
 
@@ -145,7 +147,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", nargs="+", default=["ethanol=20", "aspirin=10"],
                    help="MOLECULE=EPOCHS pairs")
-    p.add_argument("--impls", nargs="+", default=["tensormol", "torchmdnet"], choices=IMPLS)
+    p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
     p.add_argument("--hidden", type=int, default=64, help="TensorNet channels")
     p.add_argument("--gaunt-hidden", type=int, default=32, help="GauntNet channels")
     p.add_argument("--gaunt-lmax", type=int, default=2)
@@ -155,7 +157,7 @@ def main() -> None:
                    help="write the table from finished runs, train nothing")
     p.add_argument("--reference-python", default="/tmp/tmdnet-venv/bin/python")
     p.add_argument("--work", default="benchmarks/results/accuracy_runs")
-    p.add_argument("--write", default=None)
+    p.add_argument("--write", default=str(HERE / "results" / "tensornet_accuracy.md"))
     args = p.parse_args()
     epochs = {k: int(v) for k, v in (e.split("=") for e in args.epochs)}
     if not Path(args.reference_python).exists():

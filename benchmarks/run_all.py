@@ -23,6 +23,8 @@ BENCHMARKS = (
     ("bench_neighbors.py", "neighbors.md", "Neighbour lists: tensormol vs brute force vs ASE"),
     ("bench_gaunt.py", "gaunt.md", "Gaunt tensor product vs e3nn"),
     ("bench_tensornet.py", "tensornet_speed.md", "TensorNet vs TorchMD-Net"),
+    ("bench_accuracy.py", "tensornet_accuracy.md",
+     "Trained accuracy: TensorNet (tensormol, TorchMD-Net) and GauntNet"),
     ("bench_diagrams.py", "diagrams.md", "Group-equivariant layers: fast vs dense"),
     ("bench_md.py", "md.md", "MD: OpenMM coupling, ns/day, openmm-ml TorchMD-Net route"),
 )
