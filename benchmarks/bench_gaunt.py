@@ -1,4 +1,7 @@
-"""Gaunt tensor product (torus Fourier route) against e3nn, same inputs, dtype and threads.
+"""Gaunt tensor product against e3nn, same inputs, dtype and threads.
+
+tensormol runs ``gaunt_product`` with its default ``backend="auto"``: the dense Gaunt contraction
+for degrees ≤ 3 (fewer, larger GEMMs win there) and the torus Fourier route above.
 
 1. Full product of two irreps vectors with degrees 0..L (parity (-1)^l), L = 2..10, batch
    256 × 32 channels: tensormol ``gaunt_product`` vs e3nn ``FullTensorProduct`` restricted to the
@@ -8,7 +11,7 @@
 
 Each case runs in a fresh subprocess so that peak-RSS is that case's own.
 
-Usage: python benchmarks/bench_gaunt.py [--lmax 2 4 6 8 10] [--threads 2] [--out FILE]
+Usage: python benchmarks/bench_gaunt.py [--lmax 2 3 4 6 8 10] [--threads 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -81,6 +84,12 @@ def run_case(kind: str, L: int, method: str, threads: int, timeout: float) -> di
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _route(L: int) -> str:
+    from tensormol.ops._gaunt_fourier import _DENSE_MAX_DEGREE
+
+    return "dense" if L <= _DENSE_MAX_DEGREE else "Fourier"
+
+
 def fit_exponent(ls: list[int], ts: list[float]) -> float:
     """Least-squares slope of log t against log L."""
     xs = [math.log(v) for v in ls]
@@ -93,7 +102,7 @@ def fit_exponent(ls: list[int], ts: list[float]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lmax", type=int, nargs="+", default=[2, 4, 6, 8, 10])
+    ap.add_argument("--lmax", type=int, nargs="+", default=[2, 3, 4, 6, 8, 10])
     ap.add_argument("--manybody-lmax", type=int, nargs="+", default=[2, 3, 4, 6])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300.0)
@@ -102,8 +111,8 @@ def main() -> None:
     lines = [f"Batch 256 × 32 channels, float32, {args.threads} threads, best of ≤5 runs; "
              "memory = peak RSS growth of the case's own process.", "",
              "### Two-input product, degrees 0..L → 0..L (even paths)", "",
-             "| L | tensormol (ms) | e3nn FullTensorProduct (ms) | speed-up | tensormol MB | "
-             "e3nn MB |", "|---|---|---|---|---|---|"]
+             "| L | tensormol route (auto) | tensormol (ms) | e3nn FullTensorProduct (ms) "
+             "| speed-up | tensormol MB | e3nn MB |", "|---|---|---|---|---|---|---|"]
     fits: dict[str, tuple[list[int], list[float]]] = {"tensormol": ([], []), "e3nn": ([], [])}
     for L in args.lmax:
         r_t = run_case("pair", L, "tensormol", args.threads, args.timeout)
@@ -113,7 +122,7 @@ def main() -> None:
                 fits[name][0].append(L)
                 fits[name][1].append(r["time"])
         speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
-        row = (f"| {L} | {r_t['time'] * 1e3:.1f} | "
+        row = (f"| {L} | {_route(L)} | {r_t['time'] * 1e3:.1f} | "
                + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout")
                + f" | {speed} | {r_t['mem_mb']:.0f} | "
                + (f"{r_e['mem_mb']:.0f}" if r_e else "-") + " |")
@@ -125,13 +134,13 @@ def main() -> None:
             lines.append(f"Fitted time ∝ L^p over L = {ls[0]}..{ls[-1]}: {name} p = "
                          f"{fit_exponent(ls, ts):.2f}")
     lines += ["", "### Many-body product ν = 3 (x ⊗ x ⊗ x), degrees 0..L → 0..L", "",
-              "| L | tensormol one pass (ms) | e3nn chain of 2 channel-wise TPs (ms) | "
-              "speed-up |", "|---|---|---|---|"]
+              "| L | tensormol route (auto) | tensormol one call (ms) "
+              "| e3nn chain of 2 channel-wise TPs (ms) | speed-up |", "|---|---|---|---|---|"]
     for L in args.manybody_lmax:
         r_t = run_case("triple", L, "tensormol", args.threads, args.timeout)
         r_e = run_case("triple", L, "e3nn", args.threads, args.timeout)
         speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
-        row = (f"| {L} | {r_t['time'] * 1e3:.1f} | "
+        row = (f"| {L} | {_route(L)} | {r_t['time'] * 1e3:.1f} | "
                + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout") + f" | {speed} |")
         lines.append(row)
         print(row, flush=True)
