@@ -95,6 +95,10 @@ def main() -> None:
     p.add_argument("--n-val", type=int, default=50)
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--save-init", default=None, help="save the initial state dict here")
+    p.add_argument("--init-only", action="store_true", help="with --save-init: stop there")
+    p.add_argument("--init-from-torchmdnet", default=None,
+                   help="tensormol only: initial weights from a TorchMD-Net state dict file")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -112,6 +116,19 @@ def main() -> None:
     E = E - shift
 
     model, run = build(a.impl, a, sorted(set(z1.tolist())))
+    if a.save_init:
+        torch.save(model.state_dict(), a.save_init)
+        if a.init_only:
+            return
+    if a.init_from_torchmdnet:
+        # Start tensormol's TensorNet from TorchMD-Net's initial weights (a state dict saved by
+        # torch.save in TorchMD-Net's venv): separates initialisation from implementation.
+        sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+        from bench_tensornet import map_torchmdnet_state
+
+        state = model.state_dict()
+        state.update(map_torchmdnet_state(torch.load(a.init_from_torchmdnet)))
+        model.load_state_dict(state)
 
     def batch_of(idx):
         idx = torch.as_tensor(idx, dtype=torch.int64)

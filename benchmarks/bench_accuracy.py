@@ -62,7 +62,8 @@ def run_one(python: str, data: Path, out: Path, impl: str, seed: int, epochs: in
             model_args: list[str], log: Path) -> dict:
     if out.exists():
         return json.loads(out.read_text())
-    cmd = [python, str(WORKER), str(data), str(out) + ".part", "--impl", impl, "--seed",
+    cmd = [python, str(WORKER), str(data), str(out) + ".part", "--impl",
+           "tensormol" if impl == "tensormol_paired" else impl, "--seed",
            str(seed), "--epochs", str(epochs), "--threads", "1", *model_args]
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
                PYTHONWARNINGS="ignore")
@@ -80,15 +81,17 @@ def _stats(values: list[float]) -> str:
     return f"{v.mean():.1f}{spread}"
 
 
-IMPLS = ("torchmdnet", "tensormol", "gauntnet")
+IMPLS = ("torchmdnet", "tensormol_paired", "tensormol", "gauntnet")
 
 
 def _label(r: dict) -> str:
     st = r["settings"]
     if r["impl"] == "torchmdnet":
         return f"TorchMD-Net 3.1.0 TensorNet ({st['hidden']} ch)"
+    if r["impl"] == "tensormol" and st.get("init_from_torchmdnet"):
+        return f"tensormol TensorNet ({st['hidden']} ch), TorchMD-Net's initial weights"
     if r["impl"] == "tensormol":
-        return f"tensormol TensorNet ({st['hidden']} ch)"
+        return f"tensormol TensorNet ({st['hidden']} ch), own initial weights"
     return (f"tensormol GauntNet ({st['hidden']} ch, L={st['lmax']}, "
             f"ν={st['correlation']})")
 
@@ -112,8 +115,12 @@ def render(results: dict, args: argparse.Namespace) -> str:
         "standard deviation over the seeds; epoch time is the mean wall time of one training "
         "epoch (both run at the same time on the shared machine, one thread each).",
         "",
-        "GauntNet (tensormol's Gaunt-product potential, `--impls gauntnet`) is trained by the "
-        "same loop with its own width, degree and body order (shown in its row).",
+        "Two tensormol rows: with its own random initial weights (independent draws, same "
+        "distributions as TorchMD-Net's, parameter by parameter) and, paired, starting from "
+        "exactly TorchMD-Net's initial weights of the same seed (loaded through the weight map of "
+        "bench_tensornet.py): the paired rows isolate the implementation from the luck of the "
+        "draw. GauntNet (tensormol's Gaunt-product potential) is trained by the same loop with "
+        "its own width, degree and body order (shown in its row).",
         "",
         "| molecule | epochs | seeds | model | parameters | energy MAE | force MAE "
         "| force RMSE | s / epoch |",
@@ -173,6 +180,19 @@ def main() -> None:
         for seed in args.seeds:
             for impl in args.impls:
                 py = args.reference_python if impl == "torchmdnet" else sys.executable
+                if impl == "tensormol_paired":
+                    init = work / f"init_torchmdnet_h{args.hidden}_s{seed}.pt"
+                    if not init.exists():  # TorchMD-Net's initial weights for this seed
+                        subprocess.run([args.reference_python, str(WORKER), str(data), "-",
+                                        "--impl", "torchmdnet", "--seed", str(seed), "--hidden",
+                                        str(args.hidden), "--save-init", str(init),
+                                        "--init-only"], check=True, capture_output=True)
+                    model_args = ["--hidden", str(args.hidden), "--init-from-torchmdnet",
+                                  str(init)]
+                    tag = f"{mol}_tensormol-paired_h{args.hidden}_e{epochs[mol]}_s{seed}"
+                    jobs.append((mol, impl, py, data, work / f"{tag}.json", seed, epochs[mol],
+                                 model_args, work / f"{tag}.log"))
+                    continue
                 if impl == "gauntnet":
                     model_args = ["--hidden", str(args.gaunt_hidden), "--lmax",
                                   str(args.gaunt_lmax), "--correlation",
@@ -190,6 +210,7 @@ def main() -> None:
     def go(j):
         mol, impl, py, data, out, seed, ep, model_args, log = j
         r = run_one(py, data, out, impl, seed, ep, model_args, log)
+        r["impl"] = impl
         print(f"{mol} {impl} seed {seed}: test F-MAE {r['test']['forces_mae'] * 1000:.1f} meV/Å, "
               f"E-MAE {r['test']['energy_mae'] * 1000:.1f} meV ({time.time() - t0:.0f} s)",
               flush=True)
