@@ -1,7 +1,8 @@
 """Gaunt tensor product against e3nn, same inputs, dtype and threads.
 
 tensormol runs ``gaunt_product`` with its default ``backend="auto"``: the dense Gaunt contraction
-for degrees ≤ 3 (fewer, larger GEMMs win there) and the torus Fourier route above.
+for small degrees (≤ 4 for pairs, ≤ 3 for ν ≥ 3; fewer, larger GEMMs win there) and the torus
+Fourier route above.
 
 1. Full product of two irreps vectors with degrees 0..L (parity (-1)^l), L = 2..10, batch
    256 × 32 channels: tensormol ``gaunt_product`` vs e3nn ``FullTensorProduct`` restricted to the
@@ -84,10 +85,11 @@ def run_case(kind: str, L: int, method: str, threads: int, timeout: float) -> di
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _route(L: int) -> str:
-    from tensormol.ops._gaunt_fourier import _DENSE_MAX_DEGREE
+def _route(L: int, inputs: int = 2) -> str:
+    from tensormol.ops._gaunt_fourier import _DENSE_MAX_DEGREE, _DENSE_MAX_DEGREE_PAIR
 
-    return "dense" if L <= _DENSE_MAX_DEGREE else "Fourier"
+    limit = _DENSE_MAX_DEGREE_PAIR if inputs == 2 else _DENSE_MAX_DEGREE
+    return "dense" if L <= limit else "Fourier"
 
 
 def fit_exponent(ls: list[int], ts: list[float]) -> float:
@@ -140,7 +142,7 @@ def main() -> None:
         r_t = run_case("triple", L, "tensormol", args.threads, args.timeout)
         r_e = run_case("triple", L, "e3nn", args.threads, args.timeout)
         speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
-        row = (f"| {L} | {_route(L)} | {r_t['time'] * 1e3:.1f} | "
+        row = (f"| {L} | {_route(L, 3)} | {r_t['time'] * 1e3:.1f} | "
                + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout") + f" | {speed} |")
         lines.append(row)
         print(row, flush=True)

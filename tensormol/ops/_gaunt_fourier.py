@@ -280,9 +280,11 @@ def _device_tables(lmaxes: tuple[int, ...], lmax_out: int, dtype: torch.dtype,
                                                  cast(proj))
 
 
-# Up to this degree (inputs and output) the dense contraction beats the Fourier route on CPU:
-# measured fwd+bwd, float32, one thread (benchmarks/results/gaunt.md, "backend crossover").
+# Up to these degrees (inputs and output) the dense contraction beats, or ties, the Fourier route
+# on CPU (float32, one thread, 256 x 32 rows; forward and forward+backward measured): two inputs
+# up to L = 4 (L = 4: forward 19 vs 36 ms, fwd+bwd 71 vs 75 ms), three or more up to L = 3.
 _DENSE_MAX_DEGREE = 3
+_DENSE_MAX_DEGREE_PAIR = 4
 _BACKENDS = ("auto", "fourier", "dense")
 
 
@@ -304,7 +306,8 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
     backend : str
         "fourier" (the O(L³) torus route), "dense" (contraction with the Gaunt coefficients,
         :func:`gaunt_product_dense`; O(L⁶) but fewer, larger GEMMs, faster for small degrees)
-        or "auto" (default: "dense" when every degree involved is ≤ 3, else "fourier").
+        or "auto" (default: "dense" when every degree involved is ≤ 4 for two inputs, ≤ 3 for
+        more, else "fourier").
         Both are exact; they agree to rounding.
 
     Returns
@@ -332,8 +335,9 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
     device = xs[0].device
     if any(x.dtype != dtype or x.device != device for x in xs):
         raise TypeError("all inputs of gaunt_product must share dtype and device")
+    limit = _DENSE_MAX_DEGREE_PAIR if len(xs) == 2 else _DENSE_MAX_DEGREE
     if backend == "dense" or (
-        backend == "auto" and max(*lmaxes, min(lmax_out, sum(lmaxes))) <= _DENSE_MAX_DEGREE
+        backend == "auto" and max(*lmaxes, min(lmax_out, sum(lmaxes))) <= limit
     ):
         return _dense_route(xs, lmaxes, lmax_out, normalization)
     batch_shape = _broadcast_shape([tuple(x.shape[:-1]) for x in xs])
