@@ -88,9 +88,9 @@ def _label(r: dict) -> str:
     st = r["settings"]
     if r["impl"] == "torchmdnet":
         return f"TorchMD-Net 3.1.0 TensorNet ({st['hidden']} ch)"
-    if r["impl"] == "tensormol" and st.get("init_from_torchmdnet"):
+    if r["impl"] in ("tensormol", "tensormol_paired") and st.get("init_from_torchmdnet"):
         return f"tensormol TensorNet ({st['hidden']} ch), TorchMD-Net's initial weights"
-    if r["impl"] == "tensormol":
+    if r["impl"] in ("tensormol", "tensormol_paired"):
         return f"tensormol TensorNet ({st['hidden']} ch), own initial weights"
     return (f"tensormol GauntNet ({st['hidden']} ch, L={st['lmax']}, "
             f"ν={st['correlation']})")
