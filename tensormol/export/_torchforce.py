@@ -135,8 +135,7 @@ class OpenMMEnergyModule(nn.Module):
         return energy.sum() * EV_TO_KJ_PER_MOL
 
 
-def _example_positions(n_all: int, indices: Sequence[int], box_nm: Optional[Tensor]  # noqa: UP045
-                       ) -> Tensor:
+def _example_positions(n_all: int, indices: Sequence[int]) -> Tensor:
     """A configuration to trace on: the model's atoms on a 1.2 Å cubic grid (many pairs within
     any cutoff, none overlapping), the others at the origin."""
     pos = torch.zeros(n_all, 3, dtype=torch.float64)
@@ -176,7 +175,7 @@ def torchscript_module(model: nn.Module, atomic_numbers: Sequence[int], periodic
     idx = list(range(n)) if indices is None else [int(i) for i in indices]
     module = OpenMMEnergyModule(model, atomic_numbers, periodic,
                                 indices=None if indices is None and n_all == n else idx)
-    example = _example_positions(n_all, idx, box_nm)
+    example = _example_positions(n_all, idx)
     args: tuple[Tensor, ...] = (example,)
     if periodic:
         if box_nm is None:
