@@ -96,6 +96,11 @@ def _label(r: dict) -> str:
             f"ν={st['correlation']})")
 
 
+def _ordered(by_label: dict) -> list[str]:
+    """Labels in the order of IMPLS, then by name (e.g. GauntNet widths)."""
+    return sorted(by_label, key=lambda lab: (IMPLS.index(by_label[lab][0]["impl"]), lab))
+
+
 def render(results: dict, args: argparse.Namespace) -> str:
     lines = [
         "# TensorNet accuracy: tensormol vs TorchMD-Net",
@@ -126,25 +131,22 @@ def render(results: dict, args: argparse.Namespace) -> str:
         "| force RMSE | s / epoch |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for mol, by_impl in results.items():
-        for impl in IMPLS:
-            rs = by_impl.get(impl, [])
-            if not rs:
-                continue
+    for mol, by_label in results.items():
+        for label in _ordered(by_label):
+            rs = by_label[label]
             lines.append(
-                f"| {mol} | {rs[0]['settings']['epochs']} | {len(rs)} | {_label(rs[0])} "
+                f"| {mol} | {rs[0]['settings']['epochs']} | {len(rs)} | {label} "
                 f"| {rs[0]['parameters']:,} | {_stats([r['test']['energy_mae'] for r in rs])} "
                 f"| {_stats([r['test']['forces_mae'] for r in rs])} "
                 f"| {_stats([r['test']['forces_rmse'] for r in rs])} "
                 f"| {np.mean([np.mean(r['epoch_time_s']) for r in rs]):.1f} |"
             )
     lines += ["", "Test force MAE per seed (meV/Å):", ""]
-    for mol, by_impl in results.items():
-        for impl in IMPLS:
-            per = sorted((r["seed"], r["test"]["forces_mae"] * 1000) for r in by_impl.get(impl, []))
-            if per:
-                lines.append(f"- {mol}, {_label(by_impl[impl][0])}: "
-                             + "; ".join(f"seed {s}: {v:.1f}" for s, v in per))
+    for mol, by_label in results.items():
+        for label in _ordered(by_label):
+            per = sorted((r["seed"], r["test"]["forces_mae"] * 1000) for r in by_label[label])
+            lines.append(f"- {mol}, {label}: "
+                         + "; ".join(f"seed {s}: {v:.1f}" for s, v in per))
     return "\n".join(lines) + "\n"
 
 
@@ -156,7 +158,8 @@ def main() -> None:
                    help="MOLECULE=EPOCHS pairs")
     p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
     p.add_argument("--hidden", type=int, default=64, help="TensorNet channels")
-    p.add_argument("--gaunt-hidden", type=int, default=32, help="GauntNet channels")
+    p.add_argument("--gaunt-hidden", type=int, nargs="+", default=[32],
+                   help="GauntNet channels (one run set per value)")
     p.add_argument("--gaunt-lmax", type=int, default=2)
     p.add_argument("--gaunt-correlation", type=int, default=3)
     p.add_argument("--jobs", type=int, default=1, help="training runs at the same time")
@@ -194,11 +197,14 @@ def main() -> None:
                                  model_args, work / f"{tag}.log"))
                     continue
                 if impl == "gauntnet":
-                    model_args = ["--hidden", str(args.gaunt_hidden), "--lmax",
-                                  str(args.gaunt_lmax), "--correlation",
-                                  str(args.gaunt_correlation)]
-                    tag = (f"{mol}_{impl}_h{args.gaunt_hidden}_l{args.gaunt_lmax}"
-                           f"_c{args.gaunt_correlation}_e{epochs[mol]}_s{seed}")
+                    for gh in args.gaunt_hidden:
+                        model_args = ["--hidden", str(gh), "--lmax", str(args.gaunt_lmax),
+                                      "--correlation", str(args.gaunt_correlation)]
+                        tag = (f"{mol}_{impl}_h{gh}_l{args.gaunt_lmax}"
+                               f"_c{args.gaunt_correlation}_e{epochs[mol]}_s{seed}")
+                        jobs.append((mol, impl, py, data, work / f"{tag}.json", seed,
+                                     epochs[mol], model_args, work / f"{tag}.log"))
+                    continue
                 else:
                     model_args = ["--hidden", str(args.hidden)]
                     tag = f"{mol}_{impl}_h{args.hidden}_e{epochs[mol]}_s{seed}"
@@ -219,8 +225,8 @@ def main() -> None:
     if args.render_only:
         jobs = [j for j in jobs if j[4].exists()]
     with ThreadPoolExecutor(args.jobs) as pool:
-        for mol, impl, r in pool.map(go, jobs):
-            results[mol].setdefault(impl, []).append(r)
+        for mol, _impl, r in pool.map(go, jobs):
+            results[mol].setdefault(_label(r), []).append(r)
     text = render(results, args)
     print(text)
     if args.write:
