@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -73,10 +74,12 @@ print(json.dumps({"time": min(times), "mem_mb": (peak - base) / 1024}))
 """
 
 
-def run_case(kind: str, L: int, method: str, threads: int, timeout: float) -> dict | None:
+def run_case(kind: str, L: int, method: str, threads: int, timeout: float,
+             env: dict[str, str] | None = None) -> dict | None:
     try:
         out = subprocess.run([sys.executable, "-c", WORKER, kind, str(L), method, str(threads)],
-                             capture_output=True, text=True, timeout=timeout, check=True)
+                             capture_output=True, text=True, timeout=timeout, check=True,
+                             env=None if env is None else {**os.environ, **env})
     except subprocess.TimeoutExpired:
         return None
     except subprocess.CalledProcessError as err:
@@ -108,8 +111,13 @@ def main() -> None:
     ap.add_argument("--manybody-lmax", type=int, nargs="+", default=[2, 3, 4, 6])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment of the timed processes, e.g. GLIBC_TUNABLES=... (see "
+                         "RESULTS: on VMs where page faults are expensive, glibc returning "
+                         "freed blocks to the OS dominates the wall time of large tensors)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "gaunt.md"))
     args = ap.parse_args()
+    env = dict(e.split("=", 1) for e in args.env) or None
     lines = [f"Batch 256 × 32 channels, float32, {args.threads} threads, best of ≤5 runs; "
              "memory = peak RSS growth of the case's own process.", "",
              "### Two-input product, degrees 0..L → 0..L (even paths)", "",
@@ -117,8 +125,8 @@ def main() -> None:
              "| speed-up | tensormol MB | e3nn MB |", "|---|---|---|---|---|---|---|"]
     fits: dict[str, tuple[list[int], list[float]]] = {"tensormol": ([], []), "e3nn": ([], [])}
     for L in args.lmax:
-        r_t = run_case("pair", L, "tensormol", args.threads, args.timeout)
-        r_e = run_case("pair", L, "e3nn", args.threads, args.timeout)
+        r_t = run_case("pair", L, "tensormol", args.threads, args.timeout, env)
+        r_e = run_case("pair", L, "e3nn", args.threads, args.timeout, env)
         for name, r in (("tensormol", r_t), ("e3nn", r_e)):
             if r:
                 fits[name][0].append(L)
@@ -139,8 +147,8 @@ def main() -> None:
               "| L | tensormol route (auto) | tensormol one call (ms) "
               "| e3nn chain of 2 channel-wise TPs (ms) | speed-up |", "|---|---|---|---|---|"]
     for L in args.manybody_lmax:
-        r_t = run_case("triple", L, "tensormol", args.threads, args.timeout)
-        r_e = run_case("triple", L, "e3nn", args.threads, args.timeout)
+        r_t = run_case("triple", L, "tensormol", args.threads, args.timeout, env)
+        r_e = run_case("triple", L, "e3nn", args.threads, args.timeout, env)
         speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
         row = (f"| {L} | {_route(L, 3)} | {r_t['time'] * 1e3:.1f} | "
                + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout") + f" | {speed} |")
@@ -149,8 +157,8 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(f"Command: `python benchmarks/bench_gaunt.py` "
-                              f"({time.strftime('%Y-%m-%d')})\n\n" + text)
+    command = " ".join(["python benchmarks/bench_gaunt.py", *sys.argv[1:]])
+    Path(args.out).write_text(f"Command: `{command}` ({time.strftime('%Y-%m-%d')})\n\n" + text)
 
 
 if __name__ == "__main__":
