@@ -272,12 +272,18 @@ def _device_tables(lmaxes: tuple[int, ...], lmax_out: int, dtype: torch.dtype,
     def cast(t: torch.Tensor) -> torch.Tensor:
         return t.to(dtype=dtype, device=device)
 
+    def k_major(t: torch.Tensor, K: int) -> torch.Tensor:
+        # (re/im, k) -> (k, re/im) order of the 2K axis (columns of t): then the (K, 2 n_theta,
+        # Z) block products are read as (2K, n_theta Z) without a transposing copy.
+        return t.reshape(t.shape[0], 2, K).transpose(1, 2).reshape(t.shape[0], 2 * K)
+
     # Padding slots of a block read one appended zero row (index D) instead of a masked copy.
     ana = [(torch.where(index >= 0, index, (L + 1) ** 2).to(device), cast(P),
-            cast(phi_synth[L + 1])) for (index, P), L in zip(analysis, lmaxes)]
+            cast(k_major(phi_synth[L + 1], L + 1))) for (index, P), L in zip(analysis, lmaxes)]
     valid = index_o >= 0
-    return n_theta, n_phi, ana, cast(phi_anal), (index_o[valid].to(device), valid.to(device),
-                                                 cast(proj))
+    anal = k_major(phi_anal.T, lmax_out + 1).T.contiguous()  # rows (k, re/im)
+    return n_theta, n_phi, ana, cast(anal), (index_o[valid].to(device), valid.to(device),
+                                             cast(proj))
 
 
 # Up to these degrees (inputs and output) the dense contraction beats, or ties, the Fourier route
@@ -286,6 +292,8 @@ def _device_tables(lmaxes: tuple[int, ...], lmax_out: int, dtype: torch.dtype,
 _DENSE_MAX_DEGREE = 3
 _DENSE_MAX_DEGREE_PAIR = 4
 _BACKENDS = ("auto", "fourier", "dense")
+# Largest torus-grid temporary of one row block of the Fourier route.
+_GRID_CHUNK_BYTES = 4 << 20
 
 
 def gaunt_product(*xs: torch.Tensor, lmax_out: int,
@@ -345,6 +353,17 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
     l_eff = min(lmax_out, sum(lmaxes))
     n_theta, n_phi, analysis, phi_anal, (index_o, valid, proj) = _device_tables(
         lmaxes, l_eff, dtype, device)
+    rows = max(64, _GRID_CHUNK_BYTES // (n_theta * n_phi * xs[0].element_size()))
+    n_rows = math.prod(batch_shape)
+    if (n_rows > rows and not torch.jit.is_tracing()
+            and all(tuple(x.shape[:-1]) == tuple(batch_shape) for x in xs)):
+        # Row blocks keep every grid-sized temporary under a few MiB: they stay in cache and
+        # in malloc's heap (large blocks are mapped and unmapped, i.e. page-faulted, per call).
+        flat = [x.reshape(n_rows, x.shape[-1]) for x in xs]
+        out = torch.cat([gaunt_product(*(f[r:r + rows] for f in flat), lmax_out=lmax_out,
+                                       normalization=normalization, backend="fourier")
+                         for r in range(0, n_rows, rows)])
+        return out.reshape(*batch_shape, (lmax_out + 1) ** 2)
     grid = None
     for x, L, (index, P, synth) in zip(xs, lmaxes, analysis):
         scale = _degree_scale(L, normalization)
@@ -355,14 +374,13 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
         own = (1,) * (len(batch_shape) + 1 - x.dim()) + tuple(x.shape[:-1])
         xt = x.reshape(-1, x.shape[-1]).T  # (D, Z_x)
         xt = torch.cat([xt, xt.new_zeros(1, xt.shape[1])], dim=0)
-        half = torch.bmm(P, xt[index])  # (K, 2 n_theta, Z_x), rows (re/im, θ)
-        K = L + 1
-        half = half.view(K, 2, n_theta, -1).transpose(0, 1).reshape(2 * K, -1)
-        values = (synth @ half).view(n_phi, n_theta, *own)  # samples on the torus grid
+        half = torch.bmm(P, xt[index])  # (K, 2 n_theta, Z_x), rows (re/im, θ) per k
+        # synth's columns are (k, re/im): contract the (K, 2) rows of half as they lie.
+        values = (synth @ half.view(2 * (L + 1), -1)).view(n_phi, n_theta, *own)  # torus grid
         grid = values if grid is None else grid * values
     grid = grid.expand(n_phi, n_theta, *batch_shape).reshape(n_phi, -1)
-    spec = (phi_anal @ grid).view(2, l_eff + 1, n_theta, -1).transpose(0, 1)
-    blocks = torch.bmm(proj, spec.reshape(l_eff + 1, 2 * n_theta, -1))  # (K_out, J, Z)
+    spec = (phi_anal @ grid).view(l_eff + 1, 2 * n_theta, -1)  # rows (k | re/im, θ)
+    blocks = torch.bmm(proj, spec)  # (K_out, J, Z)
     out = blocks.new_zeros((lmax_out + 1) ** 2, blocks.shape[-1])
     out[index_o] = blocks[valid]
     out = out.T

@@ -158,3 +158,20 @@ def test_bad_inputs_are_named() -> None:
         gaunt_product(torch.zeros(4), torch.zeros(4), lmax_out=2, normalization="unit")
     with pytest.raises(TypeError, match="share dtype"):
         gaunt_product(torch.zeros(4), torch.zeros(4, dtype=F64), lmax_out=2)
+
+
+def test_row_blocks_equal_one_pass(generator, monkeypatch) -> None:
+    # Large batches run the Fourier route in row blocks; force blocks of 64 rows on 150 rows.
+    import tensormol.ops._gaunt_fourier as gf
+
+    x = _rand(generator, 3, 150, 3).requires_grad_(True)
+    y = _rand(generator, 2, 150, 3).requires_grad_(True)
+    ref = fourier(x, y, x, lmax_out=4)
+    g_ref = torch.autograd.grad(ref.pow(2).sum(), (x, y))
+    monkeypatch.setattr(gf, "_GRID_CHUNK_BYTES", 1024)
+    out = fourier(x, y, x, lmax_out=4)
+    g = torch.autograd.grad(out.pow(2).sum(), (x, y))
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-12)
+    for a, b in zip(g, g_ref):
+        assert torch.allclose(a, b, atol=1e-11)
