@@ -330,6 +330,8 @@ def render() -> str:
              "average 10-14 on 2 cores), so absolute timings are several times pessimistic and "
              "noisy; ratios were measured back to back or round robin.", "",
              "| figure | value |", "|---|---|"]
+    commands = [f"- {name}: `{d['command']}`" for name in SECTIONS
+                if (d := _load(name)) and "command" in d]
     nve = _load("nve")
     if nve:
         lines.append(f"| NVE ethanol, {nve['simulated_ps']:g} ps at 0.5 fs: drift | "
@@ -362,6 +364,9 @@ def render() -> str:
                      f"{t4['temperature_K_mean_last_half']:.0f} K |")
         if t4.get("ns_per_day"):
             lines.append(f"| T4 L99A ML/MM ns/day | {t4['ns_per_day']:.3f} |")
+    if commands:
+        lines += ["", "Commands (sections without one ran with the script's defaults and the "
+                      "threads shown in their JSON):", "", *commands]
     for name in SECTIONS:
         data = _load(name)
         if data is None:
@@ -394,6 +399,8 @@ def main() -> None:
         data["wall_s"] = time.perf_counter() - t0
         data["threads"] = args.threads
         data["host"] = f"{platform.node()} load={os.getloadavg()[0]:.1f}"
+        data["command"] = " ".join(["python benchmarks/bench_md.py", name,
+                                    *(a for a in sys.argv[1:] if a not in SECTIONS)])
         (RESULTS / f"md_{name}.json").write_text(json.dumps(data, indent=1))
         print(name, json.dumps(data, indent=1), flush=True)
     (RESULTS / "md.md").write_text(render())
