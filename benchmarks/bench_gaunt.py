@@ -1,12 +1,15 @@
 """Gaunt tensor product against e3nn, same inputs, dtype and threads.
 
-tensormol runs ``gaunt_product`` with its default ``backend="auto"``: the dense Gaunt contraction
-for small degrees (≤ 4 for pairs, ≤ 3 for ν ≥ 3; fewer, larger GEMMs win there) and the torus
-Fourier route above.
+tensormol runs ``gaunt_product`` with its default ``backend="auto"``, in two set-ups:
+* compiled: the extension loaded (``tensormol info --build-ext`` / ``load_extension()``), so
+  "auto" runs the fused sphere-grid kernel (dense contraction for a shared pair operand, L ≤ 3);
+* torch only: no extension, "auto" runs the dense contraction for small degrees and the torus
+  Fourier route above (tensor ops).
 
 1. Full product of two irreps vectors with degrees 0..L (parity (-1)^l), L = 2..10, batch
    256 × 32 channels: tensormol ``gaunt_product`` vs e3nn ``FullTensorProduct`` restricted to the
-   same (even-parity) paths and output degrees ≤ L. Time, peak extra memory, fitted exponents.
+   same (even-parity) paths and output degrees ≤ L. Forward time, forward+backward time (sum of
+   squares of the output), peak extra memory, fitted exponents.
 2. Many-body product ν = 3 of one feature with itself: one Gaunt pass vs the equivalent chain of
    two channel-wise e3nn ``TensorProduct`` calls (intermediate degrees ≤ 2L, then ≤ L).
 
@@ -27,17 +30,20 @@ import time
 from pathlib import Path
 
 WORKER = r"""
-import json, resource, sys, time
+import json, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[4]))
-kind, L, method = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kind, L, method, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[5]
 Z, C = 256, 32
 dtype = torch.float32
 g = torch.Generator().manual_seed(0)
-x = torch.randn(Z, C, (L + 1) ** 2, generator=g, dtype=dtype)
-y = torch.randn(Z, C, (L + 1) ** 2, generator=g, dtype=dtype)
-if method == "tensormol":
+x = torch.randn(Z, C, (L + 1) ** 2, generator=g, dtype=dtype, requires_grad=mode == "train")
+y = torch.randn(Z, C, (L + 1) ** 2, generator=g, dtype=dtype, requires_grad=mode == "train")
+if method.startswith("tensormol"):
     from tensormol.ops import gaunt_product
+    if method == "tensormol":
+        from tensormol._ext import load_extension
+        assert load_extension().loaded
     if kind == "pair":
         f = lambda: gaunt_product(x, y, lmax_out=L)
     else:
@@ -61,23 +67,29 @@ else:
         # e3nn's channel-wise layout is (batch, irreps with multiplicity C): mul-major blocks.
         xe = torch.cat([x[:, :, l * l:(l + 1) ** 2].reshape(Z, -1) for l in range(L + 1)], 1)
         f = lambda: tp2(tp1(xe, xe), xe)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-f()
+if mode == "train":
+    inner = f
+    f = lambda: inner().square().sum().backward()
+sys.path.insert(0, sys.argv[6])
+from _rss import reset_peak_rss, rss_mib
+f()  # first call: builds cached tables, compiles nothing
+base = rss_mib("VmRSS")
+reset_peak_rss()
 times = []
 budget = time.perf_counter() + 20.0
 for _ in range(5):
     t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
     if time.perf_counter() > budget:
         break
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"time": min(times), "mem_mb": (peak - base) / 1024}))
+print(json.dumps({"time": min(times), "mem_mb": rss_mib("VmHWM") - base}))
 """
 
 
 def run_case(kind: str, L: int, method: str, threads: int, timeout: float,
-             env: dict[str, str] | None = None) -> dict | None:
+             env: dict[str, str] | None = None, mode: str = "forward") -> dict | None:
     try:
-        out = subprocess.run([sys.executable, "-c", WORKER, kind, str(L), method, str(threads)],
+        out = subprocess.run([sys.executable, "-c", WORKER, kind, str(L), method, str(threads),
+                              mode, str(Path(__file__).parent)],
                              capture_output=True, text=True, timeout=timeout, check=True,
                              env=None if env is None else {**os.environ, **env})
     except subprocess.TimeoutExpired:
@@ -88,9 +100,11 @@ def run_case(kind: str, L: int, method: str, threads: int, timeout: float,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _route(L: int, inputs: int = 2) -> str:
+def _route(L: int, inputs: int = 2, compiled: bool = True) -> str:
     from tensormol.ops._gaunt_fourier import _DENSE_MAX_DEGREE, _DENSE_MAX_DEGREE_PAIR
 
+    if compiled:
+        return "grid kernel"
     limit = _DENSE_MAX_DEGREE_PAIR if inputs == 2 else _DENSE_MAX_DEGREE
     return "dense" if L <= limit else "Fourier"
 
@@ -119,23 +133,41 @@ def main() -> None:
     args = ap.parse_args()
     env = dict(e.split("=", 1) for e in args.env) or None
     lines = [f"Batch 256 × 32 channels, float32, {args.threads} threads, best of ≤5 runs; "
-             "memory = peak RSS growth of the case's own process.", "",
+             "memory = peak RSS of the timed calls above the RSS after a warm-up call (outputs "
+             "and temporaries), each case in its own process. \"compiled\": tensormol with "
+             "its extension loaded (route: fused sphere-grid kernel); \"torch only\": without "
+             "it (dense contraction up to L = 4, torus Fourier route above).", "",
              "### Two-input product, degrees 0..L → 0..L (even paths)", "",
-             "| L | tensormol route (auto) | tensormol (ms) | e3nn FullTensorProduct (ms) "
-             "| speed-up | tensormol MB | e3nn MB |", "|---|---|---|---|---|---|---|"]
-    fits: dict[str, tuple[list[int], list[float]]] = {"tensormol": ([], []), "e3nn": ([], [])}
+             "| L | tensormol compiled (ms) | tensormol torch only (ms) | e3nn FullTensorProduct "
+             "(ms) | speed-up compiled | speed-up torch only | fwd+bwd: compiled / e3nn (ms) "
+             "| fwd+bwd speed-up | MB compiled / torch only / e3nn |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    fits: dict[str, tuple[list[int], list[float]]] = {
+        "tensormol compiled": ([], []), "tensormol torch only": ([], []), "e3nn": ([], [])}
+
+    def ms(r: dict | None) -> str:
+        return f"{r['time'] * 1e3:.1f}" if r else "timeout"
+
+    def ratio(a: dict | None, b: dict | None) -> str:
+        return f"{b['time'] / a['time']:.1f}×" if a and b else "n/a"
+
+    def mb(r: dict | None) -> str:
+        return f"{r['mem_mb']:.0f}" if r else "-"
+
     for L in args.lmax:
-        r_t = run_case("pair", L, "tensormol", args.threads, args.timeout, env)
+        r_c = run_case("pair", L, "tensormol", args.threads, args.timeout, env)
+        r_t = run_case("pair", L, "tensormol-torch", args.threads, args.timeout, env)
         r_e = run_case("pair", L, "e3nn", args.threads, args.timeout, env)
-        for name, r in (("tensormol", r_t), ("e3nn", r_e)):
+        b_c = run_case("pair", L, "tensormol", args.threads, args.timeout, env, mode="train")
+        b_e = run_case("pair", L, "e3nn", args.threads, args.timeout, env, mode="train")
+        for name, r in (("tensormol compiled", r_c), ("tensormol torch only", r_t),
+                        ("e3nn", r_e)):
             if r:
                 fits[name][0].append(L)
                 fits[name][1].append(r["time"])
-        speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
-        row = (f"| {L} | {_route(L)} | {r_t['time'] * 1e3:.1f} | "
-               + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout")
-               + f" | {speed} | {r_t['mem_mb']:.0f} | "
-               + (f"{r_e['mem_mb']:.0f}" if r_e else "-") + " |")
+        row = (f"| {L} | {ms(r_c)} | {ms(r_t)} ({_route(L, 2, False)}) | {ms(r_e)} | "
+               f"{ratio(r_c, r_e)} | {ratio(r_t, r_e)} | {ms(b_c)} / {ms(b_e)} | "
+               f"{ratio(b_c, b_e)} | {mb(r_c)} / {mb(r_t)} / {mb(r_e)} |")
         lines.append(row)
         print(row, flush=True)
     lines.append("")
@@ -144,14 +176,15 @@ def main() -> None:
             lines.append(f"Fitted time ∝ L^p over L = {ls[0]}..{ls[-1]}: {name} p = "
                          f"{fit_exponent(ls, ts):.2f}")
     lines += ["", "### Many-body product ν = 3 (x ⊗ x ⊗ x), degrees 0..L → 0..L", "",
-              "| L | tensormol route (auto) | tensormol one call (ms) "
-              "| e3nn chain of 2 channel-wise TPs (ms) | speed-up |", "|---|---|---|---|---|"]
+              "| L | tensormol compiled, one call (ms) | tensormol torch only (ms) "
+              "| e3nn chain of 2 channel-wise TPs (ms) | speed-up compiled "
+              "| speed-up torch only |", "|---|---|---|---|---|---|"]
     for L in args.manybody_lmax:
-        r_t = run_case("triple", L, "tensormol", args.threads, args.timeout, env)
+        r_c = run_case("triple", L, "tensormol", args.threads, args.timeout, env)
+        r_t = run_case("triple", L, "tensormol-torch", args.threads, args.timeout, env)
         r_e = run_case("triple", L, "e3nn", args.threads, args.timeout, env)
-        speed = f"{r_e['time'] / r_t['time']:.1f}×" if r_t and r_e else "n/a"
-        row = (f"| {L} | {_route(L, 3)} | {r_t['time'] * 1e3:.1f} | "
-               + (f"{r_e['time'] * 1e3:.1f}" if r_e else "timeout") + f" | {speed} |")
+        row = (f"| {L} | {ms(r_c)} | {ms(r_t)} ({_route(L, 3, False)}) | {ms(r_e)} | "
+               f"{ratio(r_c, r_e)} | {ratio(r_t, r_e)} |")
         lines.append(row)
         print(row, flush=True)
     text = "\n".join(lines) + "\n"

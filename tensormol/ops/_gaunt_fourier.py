@@ -291,9 +291,28 @@ def _device_tables(lmaxes: tuple[int, ...], lmax_out: int, dtype: torch.dtype,
 # up to L = 4 (L = 4: forward 19 vs 36 ms, fwd+bwd 71 vs 75 ms), three or more up to L = 3.
 _DENSE_MAX_DEGREE = 3
 _DENSE_MAX_DEGREE_PAIR = 4
-_BACKENDS = ("auto", "fourier", "dense")
+# With the compiled extension loaded, its fused sphere-grid kernel beats the dense contraction
+# everywhere (forward and forward+backward, pairs and triples, L = 1..4; 256 x 32 rows, float32,
+# 2 threads) except for a pair whose second operand is shared across channels, up to this degree.
+_DENSE_MAX_DEGREE_SHARED_VS_KERNEL = 3
+_BACKENDS = ("auto", "grid", "fourier", "dense")
 # Largest torus-grid temporary of one row block of the Fourier route.
 _GRID_CHUNK_BYTES = 4 << 20
+
+
+def _auto_backend(xs: Sequence[torch.Tensor], lmaxes: tuple[int, ...], lmax_out: int) -> str:
+    """The route ``backend="auto"`` takes (see :func:`gaunt_product`)."""
+    from tensormol._ext import ext_status
+
+    top = max(*lmaxes, min(lmax_out, sum(lmaxes)))
+    if xs[0].device.type == "cpu" and ext_status().loaded and not torch.jit.is_tracing():
+        rows = [x[..., 0].numel() for x in xs]
+        # A pair with one operand shared along an axis (edge harmonics × channels): the dense
+        # route folds the shared operand into the Gaunt tensor; the kernel expands it.
+        shared = len(xs) == 2 and min(rows) < max(rows)
+        return "dense" if shared and top <= _DENSE_MAX_DEGREE_SHARED_VS_KERNEL else "grid"
+    limit = _DENSE_MAX_DEGREE_PAIR if len(lmaxes) == 2 else _DENSE_MAX_DEGREE
+    return "dense" if top <= limit else "fourier"
 
 
 def gaunt_product(*xs: torch.Tensor, lmax_out: int,
@@ -312,11 +331,15 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
         The SH normalization the coefficients refer to: "integral" (orthonormal, default),
         "component" or "norm" (as in ``tensormol.so3.spherical_harmonics``).
     backend : str
-        "fourier" (the O(L³) torus route), "dense" (contraction with the Gaunt coefficients,
-        :func:`gaunt_product_dense`; O(L⁶) but fewer, larger GEMMs, faster for small degrees)
-        or "auto" (default: "dense" when every degree involved is ≤ 4 for two inputs, ≤ 3 for
-        more, else "fourier").
-        Both are exact; they agree to rounding.
+        "grid" (O(L³): Gauss–Legendre × equispaced sphere grid, one fused compiled kernel per
+        row tile when the extension is loaded, its torch twin otherwise; see
+        ``tensormol.ops._gaunt_grid``), "fourier" (O(L³): the torus 2D-Fourier route of Luo et
+        al., tensor ops), "dense" (contraction with the Gaunt coefficients,
+        :func:`gaunt_product_dense`; O(L⁶) but few, large GEMMs) or "auto" (default). "auto"
+        takes "grid" on the CPU once the compiled extension is loaded
+        (``tensormol._ext.load_extension()``), except "dense" for a pair with a shared operand
+        and degrees ≤ 3; without it, "dense" when every degree involved is ≤ 4 for two inputs,
+        ≤ 3 for more, else "fourier". All routes are exact; they agree to rounding.
 
     Returns
     -------
@@ -343,12 +366,15 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
     device = xs[0].device
     if any(x.dtype != dtype or x.device != device for x in xs):
         raise TypeError("all inputs of gaunt_product must share dtype and device")
-    limit = _DENSE_MAX_DEGREE_PAIR if len(xs) == 2 else _DENSE_MAX_DEGREE
-    if backend == "dense" or (
-        backend == "auto" and max(*lmaxes, min(lmax_out, sum(lmaxes))) <= limit
-    ):
+    if backend == "auto":
+        backend = _auto_backend(xs, lmaxes, lmax_out)
+    if backend == "dense":
         return _dense_route(xs, lmaxes, lmax_out, normalization)
     batch_shape = _broadcast_shape([tuple(x.shape[:-1]) for x in xs])
+    if backend == "grid":
+        from ._gaunt_grid import gaunt_product_grid
+
+        return gaunt_product_grid(xs, lmaxes, lmax_out, batch_shape, normalization)
     # Degrees above sum(L_i) are exactly zero: compute up to l_eff and pad.
     l_eff = min(lmax_out, sum(lmaxes))
     n_theta, n_phi, analysis, phi_anal, (index_o, valid, proj) = _device_tables(

@@ -34,9 +34,10 @@ class GauntTensorProduct(nn.Module):
     normalization : str
         SH normalization of the coefficients: "integral", "component" or "norm".
     backend : str
-        "auto" (default: the faster of the two for the degrees, see
-        :func:`~tensormol.ops.gaunt_product`), "fourier" (O(L³)) or "dense" (contraction with the
-        Gaunt coefficients; the reference twin). The state dict is the same for all.
+        "auto" (default: the fastest route for the degrees, see
+        :func:`~tensormol.ops.gaunt_product`), "grid" or "fourier" (O(L³)) or "dense"
+        (contraction with the Gaunt coefficients; the reference twin). The state dict is the same
+        for all.
     dtype : torch.dtype, optional
         Dtype of the weights.
     """
@@ -51,8 +52,10 @@ class GauntTensorProduct(nn.Module):
         if normalization not in SH_NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {SH_NORMALIZATIONS}, "
                              f"got {normalization!r}")
-        if backend not in ("auto", "fourier", "dense"):
-            raise ValueError(f"backend must be 'auto', 'fourier' or 'dense', got {backend!r}")
+        from ._gaunt_fourier import _BACKENDS
+
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
         self.lmax_in1, self.lmax_in2, self.lmax_out = lmax_in1, lmax_in2, lmax_out
         self.channels = channels
         self.normalization = normalization
