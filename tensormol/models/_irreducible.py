@@ -207,7 +207,7 @@ def matmul3(x: Tensor, y: Tensor) -> Tensor:
     broadcast-and-reduce of every term.
     """
     if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return matmul3_reference(x, y)
+        return _matmul3_traceable(x, y)
     return _MatMul3.apply(x, y)
 
 
@@ -215,8 +215,17 @@ def anticommutator(x: Tensor, y: Tensor) -> Tensor:
     """``x y + y x`` over the leading 3x3 axes, accumulated in one buffer; its backward is two
     anticommutators."""
     if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return matmul3_reference(x, y) + matmul3_reference(y, x)
+        return _matmul3_traceable(x, y) + _matmul3_traceable(y, x)
     return _Anticommutator.apply(x, y)
+
+
+def _matmul3_traceable(x: Tensor, y: Tensor) -> Tensor:
+    """:func:`_matmul3` out of place, so autograd records it (the traced graph's form): three
+    broadcast products of whole (M, H) blocks; a batched GEMM of M·H tiny 3x3 matrices was the
+    costliest op of a small molecule's traced step."""
+    xc, yc = x.unbind(1), y.unbind(0)
+    return (xc[0].unsqueeze(1) * yc[0].unsqueeze(0) + xc[1].unsqueeze(1) * yc[1].unsqueeze(0)
+            + xc[2].unsqueeze(1) * yc[2].unsqueeze(0))
 
 
 def matmul3_reference(x: Tensor, y: Tensor) -> Tensor:

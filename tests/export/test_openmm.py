@@ -245,3 +245,33 @@ def test_verlet_list_cache_equals_fresh_lists(tiny_bundle):
         assert a[0] == b[0]
         assert np.array_equal(a[1], b[1])
     assert 3 <= cached.list_builds < 12
+
+
+def test_traced_and_eager_graphs_agree(tiny_bundle):
+    # graph="auto" runs small non-periodic systems through the traced graph (lower per-call
+    # overhead); it must give the eager model's energy and forces.
+    from ase.build import molecule
+
+    from tensormol.export import load_bundle
+
+    a = molecule("CH3CH2OH")
+    bundle, z = load_bundle(tiny_bundle), a.get_atomic_numbers()
+    traced = TensorMolForceCallback(bundle, z, False)
+    eager = TensorMolForceCallback(bundle, z, False, graph="eager")
+    assert traced.uses_traced_graph and not eager.uses_traced_graph
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # different geometries, hence different pair counts inside the cutoff
+        pos_nm = (a.get_positions() + rng.normal(0, 0.3, (9, 3))) * ANGSTROM_TO_NM
+        e_t, f_t = traced.evaluate(pos_nm, None)
+        e_e, f_e = eager.evaluate(pos_nm, None)
+        assert e_t == pytest.approx(e_e, rel=1e-12)
+        np.testing.assert_allclose(f_t, f_e, rtol=1e-9, atol=1e-9)
+    # Repeated calls are bit-identical (a resumed MD run must repeat an uninterrupted one).
+    first = traced.evaluate(pos_nm, None)[1]
+    assert all(np.array_equal(traced.evaluate(pos_nm, None)[1], first) for _ in range(3))
+    assert pickle.loads(pickle.dumps(eager)).graph == "eager"
+    assert not TensorMolForceCallback(bundle, z, True).uses_traced_graph  # periodic: eager
+    with pytest.raises(ValueError, match="non-periodic"):
+        TensorMolForceCallback(bundle, z, True, graph="traced")
+    with pytest.raises(ValueError, match="graph must be one of"):
+        TensorMolForceCallback(bundle, z, False, graph="compiled")

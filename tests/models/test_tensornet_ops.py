@@ -161,7 +161,7 @@ def test_undirected_pairs_match_reference(generator) -> None:
     assert math.isclose(float(pair_h.unique().numel()), float(half.sum()))
 
 
-@pytest.mark.parametrize("name", ["matmul3", "anticommutator", "normalize"])
+@pytest.mark.parametrize("name", ["matmul3", "anticommutator", "normalize", "traceable"])
 def test_node_functions_match_reference_to_second_order(name, generator) -> None:
     """Custom-backward node functions: values, gradients and second derivatives."""
     x = torch.randn(3, 3, 2, 3, generator=generator, dtype=F64, requires_grad=True)
@@ -173,6 +173,8 @@ def test_node_functions_match_reference_to_second_order(name, generator) -> None
                            lambda a, b: irr.matmul3_reference(a, b) + irr.matmul3_reference(b, a),
                            (x, y)),
         "normalize": (irr.normalize, irr.normalize_reference, (c,)),
+        # the form the traced graph (TorchScript / openmm-torch) runs
+        "traceable": (irr._matmul3_traceable, irr.matmul3_reference, (x, y)),
     }[name]
     assert torch.allclose(fast(*args), ref(*args), atol=1e-14)
     w = torch.randn(fast(*args).shape, generator=generator, dtype=F64)
