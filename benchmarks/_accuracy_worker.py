@@ -53,10 +53,13 @@ def build(impl: str, a: argparse.Namespace, species: list[int]):
     from tensormol.models import GauntNet, TensorNet
 
     if impl == "gauntnet":
+        import yaml
+
+        extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in a.gaunt_option)}
         model = GauntNet(
             atomic_numbers=species, hidden_channels=a.hidden, num_layers=a.layers,
             lmax=a.lmax, correlation=a.correlation, num_rbf=8, cutoff_upper=a.cutoff,
-            dtype="float32",
+            dtype="float32", **extra,
         )
     else:
         model = TensorNet(
@@ -81,6 +84,10 @@ def main() -> None:
     p.add_argument("--impl", choices=("tensormol", "torchmdnet", "gauntnet"), required=True)
     p.add_argument("--lmax", type=int, default=2, help="GauntNet only")
     p.add_argument("--correlation", type=int, default=3, help="GauntNet only")
+    p.add_argument("--gaunt-option", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="GauntNet only: further config entries (YAML values)")
+    p.add_argument("--compiled", action="store_true",
+                   help="tensormol only: load the compiled extension (fused Gaunt kernel)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hidden", type=int, default=64)
@@ -101,6 +108,12 @@ def main() -> None:
                    help="tensormol only: initial weights from a TorchMD-Net state dict file")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.compiled:
+        from tensormol._ext import load_extension
+
+        status = load_extension()
+        if not status.loaded:
+            sys.exit(f"--compiled: the extension is unavailable: {status.reason}")
 
     d = np.load(a.data)
     z1 = torch.as_tensor(d["z"], dtype=torch.int64)

@@ -180,6 +180,11 @@ class TrainingConfig:
         doc="metric for checkpoints, plateau and early stopping",
         choices=tuple(f"val/{m}" for m in METRIC_NAMES),
     )
+    compiled_ops: bool = option(
+        False,
+        doc="build/load tensormol's compiled CPU extension first (fused Gaunt sphere-grid "
+            "kernel, segment sums): about a minute the first time, cached afterwards",
+    )
 
 
 _MAX_TIME = re.compile(r"^\d+:\d{1,2}:\d{1,2}:\d{1,2}$")

@@ -59,6 +59,10 @@ class GauntNetConfig:
     num_rbf: int = option(8, doc="radial basis functions", ge=1)
     rbf_type: str = option("bessel", doc="radial basis", choices=_RBF_TYPES)
     radial_hidden: int = option(64, doc="width of the radial MLP", ge=1)
+    radial_sh: bool = option(
+        False, doc="also weight each degree of the edge harmonics by a radial function per "
+                   "channel (path weights R(r; c, l_sh) R(r; c, l_out), as MACE's per-path "
+                   "radial weights, factorized)")
     polynomial_p: int = option(6, doc="exponent of the polynomial cutoff envelope", ge=2)
     cutoff_upper: float = option(5.0, doc="cutoff (Å): the model's interaction range", gt=0)
     avg_num_neighbors: float = option(10.0, doc="message normalization n̄", gt=0)
@@ -100,10 +104,12 @@ class _Layer(nn.Module):
         self.first = first
         self.lmax = L
         act = _ACTIVATIONS[cfg.activation]
+        self.radial_sh = cfg.radial_sh and not first  # layer 0: l_sh = l_out already
         self.radial = nn.Sequential(
             nn.Linear(cfg.num_rbf, cfg.radial_hidden, dtype=dtype), act(),
             nn.Linear(cfg.radial_hidden, cfg.radial_hidden, dtype=dtype), act(),
-            nn.Linear(cfg.radial_hidden, C * (L + 1), dtype=dtype),
+            nn.Linear(cfg.radial_hidden, C * (L + 1) * (2 if self.radial_sh else 1),
+                      dtype=dtype),
         )
         self.source = _DegreeLinear(0 if first else L, C, C, dtype)
         if not first:
@@ -129,13 +135,19 @@ class _Layer(nn.Module):
 
         M, C = h.shape[0], h.shape[1]
         L, deg = self.lmax, self._deg
-        R = (self.radial(rbf) * envelope[:, None]).view(-1, C, L + 1)[:, :, deg]  # (E, C, D)
+        radial = self.radial(rbf) * envelope[:, None]
+        if self.radial_sh:
+            radial, radial_sh = radial.chunk(2, dim=1)
+            edge = sh[:, None, :] * radial_sh.view(-1, C, L + 1)[:, :, deg]  # (E, C, D)
+        else:
+            edge = sh[:, None, :]  # (E, 1, D): shared by all channels
+        R = radial.view(-1, C, L + 1)[:, :, deg]  # (E, C, D)
         src = self.source(h).index_select(0, j)  # (E, C, D_h)
         if self.first:
             message = src * sh[:, None, :]  # scalar ⊗ Y_l = Y_l
         else:
             src = src * self.source_degree[:, deg]
-            message = gaunt_product(src, sh[:, None, :], lmax_out=L, normalization="component")
+            message = gaunt_product(src, edge, lmax_out=L, normalization="component")
         message = message * R
         A = h.new_zeros(M, C, (L + 1) ** 2).index_add_(0, i, message) * self.inv_avg_neighbors
         A = self.mix_a(A)

@@ -326,6 +326,14 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
         )
 
     # Everything that reads user input happens before the run folder is touched.
+    if cfg.training.compiled_ops:
+        from tensormol._ext import load_extension
+
+        status = load_extension()
+        if not status.loaded:
+            raise ConfigError(f"training.compiled_ops is true but tensormol's compiled extension "
+                              f"is unavailable: {status.reason}. Fix that or set it to false "
+                              f"(the torch routes compute the same, slower).")
     built: dict[str, nn.Module] = {}
 
     def cutoff_of(species: list[int]) -> float:

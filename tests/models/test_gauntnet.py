@@ -11,16 +11,18 @@ from tensormol.registry import MODELS
 from tensormol.testing._contract import check_energy_model
 
 
-def _factory(dtype: torch.dtype) -> GauntNet:
+def _factory(dtype: torch.dtype, **extra) -> GauntNet:
     torch.manual_seed(0)
     name = "float64" if dtype == torch.float64 else "float32"
     return GauntNet(atomic_numbers=[1, 6, 8], hidden_channels=4, lmax=2, correlation=3,
-                    num_layers=2, num_rbf=4, radial_hidden=8, cutoff_upper=3.0, dtype=name)
+                    num_layers=2, num_rbf=4, radial_hidden=8, cutoff_upper=3.0, dtype=name,
+                    **extra)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_contract_suite(dtype: torch.dtype) -> None:
-    errors = check_energy_model(_factory, dtype=dtype)
+@pytest.mark.parametrize("radial_sh", [False, True])
+def test_contract_suite(dtype: torch.dtype, radial_sh: bool) -> None:
+    errors = check_energy_model(lambda d: _factory(d, radial_sh=radial_sh), dtype=dtype)
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     assert errors["equivariance"]["forces"] < tol
     assert errors["batching"] < tol

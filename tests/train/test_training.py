@@ -119,9 +119,12 @@ def test_gauntnet_trains_through_the_same_yaml_path(ethanol_subset, tmp_path):
                "correlation": 2, "num_rbf": 8, "radial_hidden": 16, "cutoff_upper": 4.0,
                "avg_num_neighbors": 8.0, "dtype": "float64"},
         training={"lr": 1e-2, "warmup_steps": 3, "ema_decay": 0.9, "plateau": {"patience": 5},
-                  "early_stopping": None},
+                  "early_stopping": None, "compiled_ops": True},
         trainer={"max_epochs": 6, "num_sanity_val_steps": -1}))
     result = train(cfg, callbacks=[rec])
+    from tensormol._ext import ext_status
+
+    assert ext_status().loaded  # compiled_ops: the Gaunt products ran the fused kernel
     assert result.global_step == 36
     assert rec.forces_mae[-1] < 0.75 * rec.forces_mae[0], rec.forces_mae
     assert 0 < result.metrics["test"]["forces_mae"] < rec.forces_mae[0]
