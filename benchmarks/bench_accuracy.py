@@ -92,8 +92,11 @@ def _label(r: dict) -> str:
         return f"tensormol TensorNet ({st['hidden']} ch), TorchMD-Net's initial weights"
     if r["impl"] in ("tensormol", "tensormol_paired"):
         return f"tensormol TensorNet ({st['hidden']} ch), own initial weights"
+    opts = "".join(f", {o}" for o in st.get("gaunt_option") or [])
+    if st.get("compiled"):
+        opts += ", compiled kernel"
     return (f"tensormol GauntNet ({st['hidden']} ch, L={st['lmax']}, "
-            f"ν={st['correlation']})")
+            f"ν={st['correlation']}{opts})")
 
 
 def _ordered(by_label: dict) -> list[str]:
@@ -162,6 +165,10 @@ def main() -> None:
                    help="GauntNet channels (one run set per value)")
     p.add_argument("--gaunt-lmax", type=int, default=2)
     p.add_argument("--gaunt-correlation", type=int, default=3)
+    p.add_argument("--gaunt-options", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="further GauntNet config entries, e.g. radial_sh=true")
+    p.add_argument("--gaunt-compiled", action="store_true",
+                   help="GauntNet runs load the compiled extension (fused Gaunt kernel)")
     p.add_argument("--jobs", type=int, default=1, help="training runs at the same time")
     p.add_argument("--render-only", action="store_true",
                    help="write the table from finished runs, train nothing")
@@ -200,8 +207,13 @@ def main() -> None:
                     for gh in args.gaunt_hidden:
                         model_args = ["--hidden", str(gh), "--lmax", str(args.gaunt_lmax),
                                       "--correlation", str(args.gaunt_correlation)]
+                        if args.gaunt_options:
+                            model_args += ["--gaunt-option", *args.gaunt_options]
+                        if args.gaunt_compiled:
+                            model_args.append("--compiled")
+                        opts = "".join(f"_{o.replace('=', '-')}" for o in args.gaunt_options)
                         tag = (f"{mol}_{impl}_h{gh}_l{args.gaunt_lmax}"
-                               f"_c{args.gaunt_correlation}_e{epochs[mol]}_s{seed}")
+                               f"_c{args.gaunt_correlation}{opts}_e{epochs[mol]}_s{seed}")
                         jobs.append((mol, impl, py, data, work / f"{tag}.json", seed,
                                      epochs[mol], model_args, work / f"{tag}.log"))
                     continue
@@ -223,7 +235,14 @@ def main() -> None:
         return mol, impl, r
 
     if args.render_only:
-        jobs = [j for j in jobs if j[4].exists()]
+        # Every finished run of these molecules (all variants), not only this command's jobs.
+        for mol in args.molecules:
+            for path in sorted(work.glob(f"{mol}_*.json")):
+                r = json.loads(path.read_text())
+                if r.get("impl") == "tensormol" and r["settings"].get("init_from_torchmdnet"):
+                    r["impl"] = "tensormol_paired"
+                results[mol].setdefault(_label(r), []).append(r)
+        jobs = []
     with ThreadPoolExecutor(args.jobs) as pool:
         for mol, _impl, r in pool.map(go, jobs):
             results[mol].setdefault(_label(r), []).append(r)

@@ -19,12 +19,15 @@ One layer:
 where :math:`\ast` is the Gaunt product (the projection of the pointwise product of the two
 functions on the sphere), :math:`\odot_l` scales each degree by a weight per channel and degree,
 :math:`R` is a radial MLP times a smooth polynomial envelope, and :math:`W_l` mixes channels within
-each degree. The ν-fold product is formed in one pass on the torus grid
-(:func:`tensormol.ops.gaunt_product`), the ν ≥ 2 many-body features that MACE builds from chains
-of Clebsch–Gordan products. Layer 0 (scalar features) needs no product: its message is
-:math:`R_l(r_{ij}) Y_l(\hat r_{ij}) (W h_j)`. Each layer's scalar channels give an atomic energy
-(linear readout, MLP for the last layer). The energy is O(3)-invariant: only even Gaunt paths
-exist, so parities stay consistent under reflections.
+each degree. With ``radial_sh`` the edge harmonics are weighted too, :math:`Y_{l'} \to
+R'_{l'}(r_{ij}) Y_{l'}` per channel, so every path (l, l', l_out) gets a radial weight
+:math:`R'_{l'} R_{l_{out}}` (MACE's per-path radial weights, factorized; measured on ethanol:
+test force MAE 44.0 → 38.3 meV/Å, same seed and budget, 12 % more parameters). The ν-fold
+product is formed in one pass on a sphere grid (:func:`tensormol.ops.gaunt_product`), the ν ≥ 2
+many-body features that MACE builds from chains of Clebsch–Gordan products. Layer 0 (scalar
+features) needs no product: its message is :math:`R_l(r_{ij}) Y_l(\hat r_{ij}) (W h_j)`. Each
+layer's scalar channels give an atomic energy (linear readout, MLP for the last layer). The energy
+is O(3)-invariant: only even Gaunt paths exist, so parities stay consistent under reflections.
 """
 
 from __future__ import annotations

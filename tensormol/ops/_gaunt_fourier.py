@@ -305,7 +305,8 @@ def _auto_backend(xs: Sequence[torch.Tensor], lmaxes: tuple[int, ...], lmax_out:
     from tensormol._ext import ext_status
 
     top = max(*lmaxes, min(lmax_out, sum(lmaxes)))
-    if xs[0].device.type == "cpu" and ext_status().loaded and not torch.jit.is_tracing():
+    if (xs[0].device.type == "cpu" and xs[0].dtype in (torch.float32, torch.float64)
+            and ext_status().loaded and not torch.jit.is_tracing()):
         rows = [x[..., 0].numel() for x in xs]
         # A pair with one operand shared along an axis (edge harmonics × channels): the dense
         # route folds the shared operand into the Gaunt tensor; the kernel expands it.

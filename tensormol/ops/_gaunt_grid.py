@@ -246,7 +246,8 @@ def grid_product(xs: Sequence[torch.Tensor], tables: Sequence[GridTable], out_ta
     from tensormol._ext import resolve_backend
 
     chosen = resolve_backend("gaunt_grid", backend)
-    if chosen == "cpp" and xs[0].device.type == "cpu" and not torch.jit.is_tracing():
+    if (chosen == "cpp" and xs[0].device.type == "cpu" and not torch.jit.is_tracing()
+            and xs[0].dtype in (torch.float32, torch.float64)):
         return _GridProductCpp.apply(tuple(tables), out_table, dim_out, *xs)
     return grid_product_torch(xs, tables, out_table, dim_out)
 
