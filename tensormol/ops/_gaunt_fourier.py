@@ -176,18 +176,25 @@ def _synthesis_table(lmax_out: int, n_theta: int) -> tuple[torch.Tensor, torch.T
     return index, B
 
 
-def _degree_scale(lmax: int, normalization: str) -> torch.Tensor | None:
-    """Per-coefficient factor s with Y^norm = s · Y^integral, or None for "integral"."""
+def _degree_factors(lmax: int, normalization: str) -> torch.Tensor:
+    """Per-degree s_l (lmax+1,) float64 with Y_l^norm = s_l · Y_l^integral."""
     if normalization == "integral":
-        return None
-    if normalization == "component":
+        per_l = [1.0] * (lmax + 1)
+    elif normalization == "component":
         per_l = [math.sqrt(4 * math.pi)] * (lmax + 1)
     elif normalization == "norm":
         per_l = [math.sqrt(4 * math.pi / (2 * l + 1)) for l in range(lmax + 1)]
     else:
         raise ValueError(f"normalization must be one of {SH_NORMALIZATIONS}, got {normalization!r}")
-    return torch.tensor([per_l[l] for l in range(lmax + 1) for _ in range(2 * l + 1)],
-                        dtype=torch.float64)
+    return torch.tensor(per_l, dtype=torch.float64)
+
+
+def _degree_scale(lmax: int, normalization: str) -> torch.Tensor | None:
+    """Per-coefficient factor s with Y^norm = s · Y^integral, or None for "integral"."""
+    if normalization == "integral":
+        return None
+    per_l = _degree_factors(lmax, normalization)
+    return per_l.repeat_interleave(2 * torch.arange(lmax + 1) + 1)
 
 
 def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:

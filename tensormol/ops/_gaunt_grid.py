@@ -37,6 +37,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ._gaunt_fourier import _degree_factors
+
 __all__ = ["GridTable", "grid_shape", "grid_product", "gaunt_product_grid"]
 
 # Rows per block of the torch twin: keeps grid temporaries to a few MiB (see _gaunt_fourier).
@@ -118,21 +120,6 @@ def _base_table(lmax: int, n_theta: int, n_phi: int) -> GridTable:
     kk = torch.arange(K, dtype=torch.float64)[:, None] * phi_g
     trig = torch.stack([torch.cos(kk), torch.sin(kk)], dim=1)
     return GridTable(leg, index, trig)
-
-
-def _degree_factors(lmax: int, normalization: str) -> torch.Tensor:
-    """Per-degree s_l with Y^norm = s_l Y^integral."""
-    from ._gaunt_fourier import SH_NORMALIZATIONS
-
-    if normalization == "integral":
-        per_l = [1.0] * (lmax + 1)
-    elif normalization == "component":
-        per_l = [math.sqrt(4 * math.pi)] * (lmax + 1)
-    elif normalization == "norm":
-        per_l = [math.sqrt(4 * math.pi / (2 * l + 1)) for l in range(lmax + 1)]
-    else:
-        raise ValueError(f"normalization must be one of {SH_NORMALIZATIONS}, got {normalization!r}")
-    return torch.tensor(per_l, dtype=torch.float64)
 
 
 @functools.lru_cache(maxsize=64)
