@@ -104,6 +104,17 @@ def _ordered(by_label: dict) -> list[str]:
     return sorted(by_label, key=lambda lab: (IMPLS.index(by_label[lab][0]["impl"]), lab))
 
 
+def _without_note(argv: list[str]) -> list[str]:
+    """The command line minus ``--note`` and its lines (they are printed separately)."""
+    out, skipping = [], False
+    for a in argv:
+        if a.startswith("--"):
+            skipping = a == "--note"
+        if not skipping:
+            out.append(a)
+    return out
+
+
 def render(results: dict, args: argparse.Namespace) -> str:
     lines = [
         "# TensorNet accuracy: tensormol vs TorchMD-Net",
@@ -111,7 +122,8 @@ def render(results: dict, args: argparse.Namespace) -> str:
         "Produced by:",
         "",
         "```",
-        "python benchmarks/bench_accuracy.py " + " ".join(sys.argv[1:]),
+        "python benchmarks/bench_accuracy.py " + " ".join(_without_note(sys.argv[1:])),
+        *(f"# {line}" for line in args.note),
         "```",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, one thread per training run. "
@@ -170,6 +182,8 @@ def main() -> None:
     p.add_argument("--gaunt-compiled", action="store_true",
                    help="GauntNet runs load the compiled extension (fused Gaunt kernel)")
     p.add_argument("--jobs", type=int, default=1, help="training runs at the same time")
+    p.add_argument("--note", nargs="*", default=[],
+                   help="lines shown under the command (e.g. the commands of runs made in parts)")
     p.add_argument("--render-only", action="store_true",
                    help="write the table from finished runs, train nothing")
     p.add_argument("--reference-python", default="/tmp/tmdnet-venv/bin/python")

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import openmm
 import openmm.app as app
+import torch
 from openmm import unit
 
 from tensormol.export._bundle import load_bundle
@@ -115,6 +116,18 @@ def run_md(cfg: MDConfig, *, resume: bool = False, stop_at_step: int | None = No
     -------
     MDResult
     """
+    if cfg.torch_threads is None:
+        return _run_md(cfg, resume, stop_at_step, out)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads)
+    try:  # the process-wide setting is the run's only while it runs
+        return _run_md(cfg, resume, stop_at_step, out)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_md(cfg: MDConfig, resume: bool, stop_at_step: int | None,
+            out: IO[str] | None) -> MDResult:
     out = out if out is not None else sys.stdout
     folder = Path(cfg.output)
     folder.mkdir(parents=True, exist_ok=True)

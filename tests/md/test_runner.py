@@ -101,3 +101,35 @@ def test_cli_minimize_and_progress_line(ethanol_xyz, tiny_bundle, tmp_path, caps
         assert field in line
     assert (out / "trajectory.dcd").is_file() and (out / "checkpoint.chk").is_file()
     assert main(["md", str(ethanol_xyz), str(tmp_path / "none.tmol"), "-o", str(out)]) == 2
+
+
+def test_torch_threads_apply_during_the_run_only(ethanol_xyz, tiny_bundle, tmp_path,
+                                                 monkeypatch):
+    import torch
+
+    from tensormol.md import _runner
+
+    before = torch.get_num_threads()
+    seen = []
+    cfg = load_md_config(structure=str(ethanol_xyz), model=str(tiny_bundle), steps=4,
+                         report_interval=2, trajectory_interval=0, checkpoint_interval=0,
+                         minimize=False, torch_threads=1, output=str(tmp_path))
+
+    class Probe:  # a reporter that records the thread count inside the run
+        def describeNextReport(self, simulation):
+            return (2, False, False, False, False)
+
+        def report(self, simulation, state):
+            seen.append(torch.get_num_threads())
+
+    original = _runner.build_simulation
+
+    def with_probe(c):
+        sim, structure, ml = original(c)
+        sim.reporters.append(Probe())
+        return sim, structure, ml
+
+    monkeypatch.setattr(_runner, "build_simulation", with_probe)
+    run_md(cfg, out=io.StringIO())
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
