@@ -390,7 +390,8 @@ def render() -> str:
                      f"T(last half) | {t4['ligand_min_interatomic_A']:.2f} Å / "
                      f"{t4['temperature_K_mean_last_half']:.0f} K |")
         if t4.get("ns_per_day"):
-            lines.append(f"| T4 L99A ML/MM ns/day | {t4['ns_per_day']:.3f} |")
+            lines.append(f"| T4 L99A ML/MM ns/day of that 1 ps run ({t4.get('host', '?')}, "
+                         f"{t4.get('threads', '?')} threads) | {t4['ns_per_day']:.3f} |")
     if commands:
         lines += ["", "Commands (sections without one ran with the script's defaults and the "
                       "threads shown in their JSON):", "", *commands]
