@@ -44,7 +44,7 @@ template <typename scalar_t>
 struct Table {
   const scalar_t* leg;   // (K, 2, n_theta, Lp1)
   const scalar_t* trig;  // (K, 2, n_phi)
-  int64_t K, Lp1;
+  int64_t Lp1;
   std::vector<Slot> slots;             // non-empty slots, grouped by kc
   std::vector<int64_t> kc_used;        // kc values with at least one slot
   std::vector<int64_t> kc_begin;       // slots of kc_used[i]: [kc_begin[i], kc_begin[i+1])
@@ -66,7 +66,6 @@ Table<scalar_t> make_table(const at::Tensor& leg, const at::Tensor& index, const
   Table<scalar_t> t;
   t.leg = leg.data_ptr<scalar_t>();
   t.trig = trig.data_ptr<scalar_t>();
-  t.K = K;
   t.Lp1 = Lp1;
   const int64_t* idx = index.data_ptr<int64_t>();
   for (int64_t kc = 0; kc < 2 * K; ++kc) {
