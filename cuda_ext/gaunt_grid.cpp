@@ -15,6 +15,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 namespace tensormol_ext {
@@ -48,6 +50,11 @@ struct Table {
   std::vector<Slot> slots;             // non-empty slots, grouped by kc
   std::vector<int64_t> kc_used;        // kc values with at least one slot
   std::vector<int64_t> kc_begin;       // slots of kc_used[i]: [kc_begin[i], kc_begin[i+1])
+  // Positions u in kc_used of the cos (c = 0) and sin (c = 1) rows; with `mirrored`, the trig
+  // rows are even (cos) / odd (sin) under j -> n_phi - j, so the phi steps work on half the
+  // points (E_j, O_j for j <= n_phi / 2, then g_j = E_j + O_j, g_{n-j} = E_j - O_j).
+  std::vector<int64_t> u_cos, u_sin, u_all;
+  bool mirrored = false;
 };
 
 template <typename scalar_t>
@@ -83,14 +90,85 @@ Table<scalar_t> make_table(const at::Tensor& leg, const at::Tensor& index, const
     }
   }
   t.kc_begin.push_back(static_cast<int64_t>(t.slots.size()));
+  bool mirrored = true;
+  const scalar_t tol = 64 * std::numeric_limits<scalar_t>::epsilon();  // rounding of cos/sin
+  for (size_t u = 0; u < t.kc_used.size(); ++u) {
+    const int64_t kc = t.kc_used[u];
+    (kc % 2 == 0 ? t.u_cos : t.u_sin).push_back(static_cast<int64_t>(u));
+    t.u_all.push_back(static_cast<int64_t>(u));
+    const scalar_t* row = t.trig + kc * n_phi;
+    const scalar_t sign = kc % 2 == 0 ? scalar_t(1) : scalar_t(-1);
+    scalar_t big = 0;
+    for (int64_t j = 0; j < n_phi; ++j) big = std::max(big, std::abs(row[j]));
+    for (int64_t j = 1; j < n_phi && mirrored; ++j)
+      mirrored = std::abs(row[j] - sign * row[n_phi - j]) <= tol * big;
+    if (kc % 2 == 1) mirrored = mirrored && std::abs(row[0]) <= tol * big;
+  }
+  t.mirrored = mirrored;
   return t;
+}
+
+// out[j] = sum over u in `us` of trig[kc_used[u]][j] * rings[u][q], for j < nj (4 j at a time:
+// each ring tile loaded once feeds four accumulators).
+template <typename scalar_t, typename V = typename TileVec<scalar_t>::type>
+void phi_synthesis(const Table<scalar_t>& tab, const std::vector<int64_t>& us, const V* rings,
+                   int64_t q, int64_t n_theta, int64_t n_phi, int64_t nj, V* out) {
+  int64_t j = 0;
+  for (; j + 4 <= nj; j += 4) {
+    V a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (const int64_t u : us) {
+      const V r = rings[u * n_theta + q];
+      const scalar_t* tr = tab.trig + tab.kc_used[u] * n_phi + j;
+      a0 += tr[0] * r;
+      a1 += tr[1] * r;
+      a2 += tr[2] * r;
+      a3 += tr[3] * r;
+    }
+    out[j] = a0; out[j + 1] = a1; out[j + 2] = a2; out[j + 3] = a3;
+  }
+  for (; j < nj; ++j) {
+    V a0 = {};
+    for (const int64_t u : us) a0 += tab.trig[tab.kc_used[u] * n_phi + j] * rings[u * n_theta + q];
+    out[j] = a0;
+  }
+}
+
+// rings[u][q] = sum_{j < nj} trig[kc_used[u]][j] * g[j] for u in `us` (4 u at a time).
+template <typename scalar_t, typename V = typename TileVec<scalar_t>::type>
+void phi_analysis(const Table<scalar_t>& tab, const std::vector<int64_t>& us, const V* g,
+                  int64_t q, int64_t n_theta, int64_t n_phi, int64_t nj, V* rings) {
+  size_t i = 0;
+  for (; i + 4 <= us.size(); i += 4) {
+    const scalar_t* t0 = tab.trig + tab.kc_used[us[i]] * n_phi;
+    const scalar_t* t1 = tab.trig + tab.kc_used[us[i + 1]] * n_phi;
+    const scalar_t* t2 = tab.trig + tab.kc_used[us[i + 2]] * n_phi;
+    const scalar_t* t3 = tab.trig + tab.kc_used[us[i + 3]] * n_phi;
+    V a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t j = 0; j < nj; ++j) {
+      const V v = g[j];
+      a0 += t0[j] * v;
+      a1 += t1[j] * v;
+      a2 += t2[j] * v;
+      a3 += t3[j] * v;
+    }
+    rings[us[i] * n_theta + q] = a0;
+    rings[us[i + 1] * n_theta + q] = a1;
+    rings[us[i + 2] * n_theta + q] = a2;
+    rings[us[i + 3] * n_theta + q] = a3;
+  }
+  for (; i < us.size(); ++i) {
+    const scalar_t* t0 = tab.trig + tab.kc_used[us[i]] * n_phi;
+    V a0 = {};
+    for (int64_t j = 0; j < nj; ++j) a0 += t0[j] * g[j];
+    rings[us[i] * n_theta + q] = a0;
+  }
 }
 
 // Grid values of one input on one tile: xt (D tiles) -> grid (n_theta * n_phi tiles),
 // multiplied into `grid` unless `first`. rings: scratch of (#kc used) * n_theta tiles.
 template <typename scalar_t, typename V = typename TileVec<scalar_t>::type>
 void synthesize(const Table<scalar_t>& tab, const V* xt, int64_t n_theta, int64_t n_phi,
-                V* rings, V* grid, bool first) {
+                V* rings, V* scratch, V* grid, bool first) {
   const int64_t nkc = static_cast<int64_t>(tab.kc_used.size());
   for (int64_t u = 0; u < nkc; ++u) {
     const int64_t kc = tab.kc_used[u];
@@ -102,32 +180,27 @@ void synthesize(const Table<scalar_t>& tab, const V* xt, int64_t n_theta, int64_
       rings[u * n_theta + q] = acc;
     }
   }
-  // Four phi points at a time: each ring tile loaded once feeds four accumulators.
+  const int64_t half = n_phi / 2;
   for (int64_t q = 0; q < n_theta; ++q) {
-    int64_t j = 0;
-    for (; j + 4 <= n_phi; j += 4) {
-      V a0 = {}, a1 = {}, a2 = {}, a3 = {};
-      for (int64_t u = 0; u < nkc; ++u) {
-        const V r = rings[u * n_theta + q];
-        const scalar_t* tr = tab.trig + tab.kc_used[u] * n_phi + j;
-        a0 += tr[0] * r;
-        a1 += tr[1] * r;
-        a2 += tr[2] * r;
-        a3 += tr[3] * r;
+    V* g = grid + q * n_phi;
+    if (tab.mirrored) {  // phi_j and phi_{n-j}: same cos, opposite sin
+      V* even = scratch;
+      V* odd = scratch + half + 1;
+      phi_synthesis(tab, tab.u_cos, rings, q, n_theta, n_phi, half + 1, even);
+      phi_synthesis(tab, tab.u_sin, rings, q, n_theta, n_phi, half + 1, odd);
+      for (int64_t j = 0; j <= half; ++j) {
+        const V plus = even[j] + odd[j];
+        if (first) g[j] = plus; else g[j] *= plus;
+        if (j > 0 && n_phi - j != j) {
+          const V minus = even[j] - odd[j];
+          if (first) g[n_phi - j] = minus; else g[n_phi - j] *= minus;
+        }
       }
-      V* g = grid + q * n_phi + j;
-      if (first) {
-        g[0] = a0; g[1] = a1; g[2] = a2; g[3] = a3;
-      } else {
-        g[0] *= a0; g[1] *= a1; g[2] *= a2; g[3] *= a3;
+    } else {
+      phi_synthesis(tab, tab.u_all, rings, q, n_theta, n_phi, n_phi, scratch);
+      for (int64_t j = 0; j < n_phi; ++j) {
+        if (first) g[j] = scratch[j]; else g[j] *= scratch[j];
       }
-    }
-    for (; j < n_phi; ++j) {
-      V a0 = {};
-      for (int64_t u = 0; u < nkc; ++u)
-        a0 += tab.trig[tab.kc_used[u] * n_phi + j] * rings[u * n_theta + q];
-      V* g = grid + q * n_phi + j;
-      if (first) *g = a0; else *g *= a0;
     }
   }
 }
@@ -135,34 +208,23 @@ void synthesize(const Table<scalar_t>& tab, const V* xt, int64_t n_theta, int64_
 // Coefficients of the grid on one tile: grid (n_theta * n_phi tiles) -> zt (dim tiles).
 template <typename scalar_t, typename V = typename TileVec<scalar_t>::type>
 void analyze(const Table<scalar_t>& tab, const V* grid, int64_t n_theta, int64_t n_phi,
-             V* rings, V* zt) {
+             V* rings, V* scratch, V* zt) {
   const int64_t nkc = static_cast<int64_t>(tab.kc_used.size());
+  const int64_t half = n_phi / 2;
   for (int64_t q = 0; q < n_theta; ++q) {
     const V* g = grid + q * n_phi;
-    int64_t u = 0;
-    for (; u + 4 <= nkc; u += 4) {
-      const scalar_t* t0 = tab.trig + tab.kc_used[u] * n_phi;
-      const scalar_t* t1 = tab.trig + tab.kc_used[u + 1] * n_phi;
-      const scalar_t* t2 = tab.trig + tab.kc_used[u + 2] * n_phi;
-      const scalar_t* t3 = tab.trig + tab.kc_used[u + 3] * n_phi;
-      V a0 = {}, a1 = {}, a2 = {}, a3 = {};
-      for (int64_t j = 0; j < n_phi; ++j) {
-        const V v = g[j];
-        a0 += t0[j] * v;
-        a1 += t1[j] * v;
-        a2 += t2[j] * v;
-        a3 += t3[j] * v;
+    if (tab.mirrored) {  // fold phi_{n-j} onto phi_j: sums for cos, differences for sin
+      V* sums = scratch;
+      V* diffs = scratch + half + 1;
+      for (int64_t j = 0; j <= half; ++j) {
+        const bool paired = j > 0 && n_phi - j != j;
+        sums[j] = paired ? g[j] + g[n_phi - j] : g[j];
+        diffs[j] = paired ? g[j] - g[n_phi - j] : V{};
       }
-      rings[u * n_theta + q] = a0;
-      rings[(u + 1) * n_theta + q] = a1;
-      rings[(u + 2) * n_theta + q] = a2;
-      rings[(u + 3) * n_theta + q] = a3;
-    }
-    for (; u < nkc; ++u) {
-      const scalar_t* t0 = tab.trig + tab.kc_used[u] * n_phi;
-      V a0 = {};
-      for (int64_t j = 0; j < n_phi; ++j) a0 += t0[j] * g[j];
-      rings[u * n_theta + q] = a0;
+      phi_analysis(tab, tab.u_cos, sums, q, n_theta, n_phi, half + 1, rings);
+      phi_analysis(tab, tab.u_sin, diffs, q, n_theta, n_phi, half + 1, rings);
+    } else {
+      phi_analysis(tab, tab.u_all, g, q, n_theta, n_phi, n_phi, rings);
     }
   }
   for (int64_t u = 0; u < nkc; ++u) {
@@ -221,6 +283,7 @@ at::Tensor gaunt_grid_cpu(const std::vector<at::Tensor>& xs, const std::vector<a
     at::parallel_for(0, n_tiles, 1, [&](int64_t begin, int64_t end) {
       using V = typename TileVec<scalar_t>::type;
       std::vector<V> xt(max_dim), zt(dim_out), rings(max_kc * n_theta), grid(n_theta * n_phi);
+      std::vector<V> scratch(n_phi + 2);
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t r0 = tile * kTile;
         const int64_t nr = std::min<int64_t>(kTile, Z - r0);
@@ -231,11 +294,12 @@ at::Tensor gaunt_grid_cpu(const std::vector<at::Tensor>& xs, const std::vector<a
           const scalar_t* src = xp[i] + r0 * D;
           for (int64_t t = 0; t < nr; ++t)
             for (int64_t d = 0; d < D; ++d) xs_t[d * kTile + t] = src[t * D + d];
-          synthesize<scalar_t>(tabs[i], xt.data(), n_theta, n_phi, rings.data(), grid.data(),
-                               i == 0);
+          synthesize<scalar_t>(tabs[i], xt.data(), n_theta, n_phi, rings.data(), scratch.data(),
+                               grid.data(), i == 0);
         }
         std::fill(zt.begin(), zt.end(), V{});
-        analyze<scalar_t>(tab_out, grid.data(), n_theta, n_phi, rings.data(), zt.data());
+        analyze<scalar_t>(tab_out, grid.data(), n_theta, n_phi, rings.data(), scratch.data(),
+                          zt.data());
         const scalar_t* zs = reinterpret_cast<const scalar_t*>(zt.data());
         scalar_t* dst = op + r0 * dim_out;
         for (int64_t t = 0; t < nr; ++t)

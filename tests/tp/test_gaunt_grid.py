@@ -125,3 +125,26 @@ def test_kernel_rejects_inconsistent_tables(ext_loaded, generator) -> None:
         grid_product([x[:, :4], x], tabs, out, 9, backend="cpp")
     with pytest.raises(RuntimeError, match="same Z"):
         grid_product([x, x[:3]], tabs, out, 9, backend="cpp")
+
+
+def test_kernel_general_tables_equal_twin(ext_loaded, generator) -> None:
+    # The kernel folds φ_j with φ_{n-j} when the trig rows are even (cos) / odd (sin), which
+    # the product's tables are; tables without that symmetry take the general path.
+    from tensormol.ops._gaunt_grid import grid_product_torch
+
+    tabs, out = _product_tables((3, 2), 4, "integral", F64, torch.device("cpu"))
+    bent = tabs[0]._replace(trig=tabs[0].trig + 1e-3 * torch.randn(
+        tabs[0].trig.shape, generator=generator, dtype=F64))
+    for tables in ((bent, tabs[1]), tabs):
+        xs = [_rand(generator, 3, 21), _rand(generator, 2, 21)]
+        fast = grid_product(xs, tables, out, 25, backend="cpp")
+        ref = grid_product_torch(xs, tables, out, 25)
+        assert torch.allclose(fast, ref, atol=1e-12)
+        # and the gradient (the analysis side of the bent table)
+        x0 = xs[0].clone().requires_grad_(True)
+        w = torch.randn(21, 25, generator=generator, dtype=F64)
+        (g_fast,) = torch.autograd.grad((grid_product([x0, xs[1]], tables, out, 25,
+                                                      backend="cpp") * w).sum(), x0)
+        (g_ref,) = torch.autograd.grad((grid_product_torch([x0, xs[1]], tables, out, 25)
+                                        * w).sum(), x0)
+        assert torch.allclose(g_fast, g_ref, atol=1e-12)
