@@ -82,8 +82,9 @@ class TensorMolForceCallback:
         from all N(N-1) candidates inside the graph, reference twins of the custom autograd
         ops), whose per-call overhead is lower: for small molecules a step is dominated by
         dispatching a few thousand small ops, not by arithmetic. "auto" (default): "traced" for
-        non-periodic systems of at most ``TRACED_MAX_ATOMS`` atoms on the CPU, "eager"
-        otherwise.
+        non-periodic systems of at most ``TRACED_MAX_ATOMS`` atoms on the CPU whose model sets
+        ``trace_small_systems`` (TensorNet: faster traced; GauntNet: slower, and its compiled
+        Gaunt kernel only runs eager), "eager" otherwise.
     """
 
     #: Largest non-periodic system that ``graph="auto"`` runs traced (its all-pairs candidate
@@ -181,7 +182,8 @@ class TensorMolForceCallback:
         """Whether calls run the traced graph (see ``graph``)."""
         if self.graph == "auto":  # measured on CPU only: elsewhere the eager model runs
             return (not self.periodic and torch.device(self.device).type == "cpu"
-                    and len(self.atomic_numbers) <= self.TRACED_MAX_ATOMS)
+                    and len(self.atomic_numbers) <= self.TRACED_MAX_ATOMS
+                    and bool(getattr(self.model, "trace_small_systems", False)))
         return self.graph == "traced"
 
     def _evaluate_traced(self, positions_nm: np.ndarray) -> tuple[float, np.ndarray]:

@@ -126,6 +126,11 @@ class EnergyModel(nn.Module):
     energy_scale: Tensor
     _species_lookup: Tensor
 
+    #: Whether the OpenMM PythonForce runs small non-periodic systems of this model through its
+    #: traced TorchScript graph (``graph="auto"``): measured per model, since tracing trades the
+    #: Python overhead of custom autograd Functions for the reference twins of every op.
+    trace_small_systems: bool = False
+
     def __init__(self, *, cutoff: float, atomic_numbers: Sequence[int]) -> None:
         super().__init__()
         cutoff = float(cutoff)

@@ -182,6 +182,10 @@ class GauntNet(EnergyModel):
         Entries of :class:`GauntNetConfig`.
     """
 
+    # Ethanol, 32 channels, L = 3, ν = 3, one thread: energy+forces 45.6 ms traced vs 26.0 ms
+    # eager (17.7 ms with the compiled kernel, which a traced graph cannot use).
+    trace_small_systems = False
+
     def __init__(self, config: GauntNetConfig | Mapping[str, Any] | None = None, *,
                  atomic_numbers: Sequence[int], **params: Any) -> None:
         raw = config.to_dict() if isinstance(config, GauntNetConfig) else dict(config or {})

@@ -273,6 +273,9 @@ class TensorNet(EnergyModel):
         ``ConfigError`` suggesting the closest valid one.
     """
 
+    # Ethanol, 64 channels, one thread: energy+forces 7.6-8.2 ms traced vs 9.5-12.5 ms eager.
+    trace_small_systems = True
+
     def __init__(
         self,
         config: TensorNetConfig | Mapping[str, Any] | None = None,

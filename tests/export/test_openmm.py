@@ -275,3 +275,23 @@ def test_traced_and_eager_graphs_agree(tiny_bundle):
         TensorMolForceCallback(bundle, z, True, graph="traced")
     with pytest.raises(ValueError, match="graph must be one of"):
         TensorMolForceCallback(bundle, z, False, graph="compiled")
+
+
+def test_auto_graph_follows_the_model(tmp_path):
+    # Tracing is chosen per model where it was measured to help: TensorNet yes, GauntNet no.
+    from tensormol.export import load_bundle, save_bundle
+    from tensormol.models import GauntNet
+
+    torch.manual_seed(0)
+    model = GauntNet(atomic_numbers=[1, 6, 8], hidden_channels=4, lmax=2, correlation=2,
+                     num_layers=1, dtype="float64").eval()
+    save_bundle(model, tmp_path / "gaunt.tmol", name="gauntnet")
+    cb = TensorMolForceCallback(load_bundle(tmp_path / "gaunt.tmol"), [6, 1, 8], False)
+    assert not cb.uses_traced_graph
+    forced = TensorMolForceCallback(load_bundle(tmp_path / "gaunt.tmol"), [6, 1, 8], False,
+                                    graph="traced")
+    pos = np.array([[0.0, 0.0, 0.0], [0.11, 0.0, 0.0], [0.0, 0.13, 0.0]])
+    e_a, f_a = cb.evaluate(pos, None)
+    e_b, f_b = forced.evaluate(pos, None)
+    assert e_a == pytest.approx(e_b, rel=1e-12)
+    np.testing.assert_allclose(f_a, f_b, rtol=1e-9, atol=1e-9)
