@@ -11,7 +11,7 @@ _FIELDS = ("coordinates", "ml", "forcefield", "solvent", "constraints", "ensembl
            "temperature", "timestep", "friction", "pressure", "barostat_interval", "steps",
            "minimize_tolerance", "minimize_max_iterations", "report_interval",
            "trajectory_interval", "checkpoint_interval", "output", "seed", "platform", "threads",
-           "torch_threads", "device", "backend")
+           "torch_threads", "compiled_ops", "device", "backend")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,6 +71,8 @@ def add_md_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU platform threads")
     p.add_argument("--torch-threads", type=int,
                    help="PyTorch threads of the model (1 is fastest for small ML regions)")
+    p.add_argument("--compiled-ops", action="store_const", const=True, default=None,
+                   help="build/load the compiled extension first (GauntNet's fused kernel)")
     p.add_argument("--device", help="torch device of the model (cpu, cuda)")
     p.add_argument("--backend", choices=("auto", "python", "torch"))
     p.add_argument("--resume", action="store_true",

@@ -61,6 +61,14 @@ def _system_for(cfg: MDConfig, structure: Structure) -> tuple[openmm.System, lis
 def build_simulation(cfg: MDConfig, structure: Structure | None = None
                      ) -> tuple[app.Simulation, Structure, list[int] | None]:
     """The OpenMM Simulation of ``cfg`` (system, integrator, barostat, platform), positions set."""
+    if cfg.compiled_ops:
+        from tensormol._ext import load_extension
+
+        status = load_extension()
+        if not status.loaded:
+            raise RuntimeError(f"compiled_ops is set but tensormol's compiled extension is "
+                               f"unavailable: {status.reason}. Fix that or unset it (the torch "
+                               f"routes compute the same, slower).")
     if structure is None:
         structure = load_structure(cfg.structure, cfg.coordinates)
     system, ml_atoms = _system_for(cfg, structure)

@@ -133,3 +133,13 @@ def test_torch_threads_apply_during_the_run_only(ethanol_xyz, tiny_bundle, tmp_p
     run_md(cfg, out=io.StringIO())
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == before
+
+
+def test_compiled_ops_loads_the_extension(ethanol_xyz, tiny_bundle, tmp_path):
+    from tensormol._ext import ext_status
+
+    cfg = load_md_config(structure=str(ethanol_xyz), model=str(tiny_bundle), steps=2,
+                         report_interval=1, trajectory_interval=0, checkpoint_interval=0,
+                         minimize=False, compiled_ops=True, output=str(tmp_path))
+    result = run_md(cfg, out=io.StringIO())
+    assert result.final_step == 2 and ext_status().loaded
