@@ -303,7 +303,7 @@ _DENSE_MAX_DEGREE_PAIR = 4
 # 2 threads) except for a pair whose second operand is shared across channels, up to this degree.
 _DENSE_MAX_DEGREE_SHARED_VS_KERNEL = 3
 _BACKENDS = ("auto", "grid", "fourier", "dense")
-# Largest torus-grid temporary of one row block of the Fourier route.
+# Largest grid temporary of one row block of the tensor-op routes (torus and sphere-grid twin).
 _GRID_CHUNK_BYTES = 4 << 20
 
 

@@ -37,12 +37,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._gaunt_fourier import _degree_factors
+from ._gaunt_fourier import _GRID_CHUNK_BYTES, _degree_factors
 
 __all__ = ["GridTable", "grid_shape", "grid_product", "grid_product_torch", "gaunt_product_grid"]
 
-# Rows per block of the torch twin: keeps grid temporaries to a few MiB (see _gaunt_fourier).
-_GRID_CHUNK_BYTES = 4 << 20
 
 
 class GridTable(NamedTuple):
