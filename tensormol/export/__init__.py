@@ -21,6 +21,7 @@ from tensormol.export._bundle import (
     save_bundle,
 )
 from tensormol.export._checkpoint import export_checkpoint
+from tensormol.export._geometry import GeometryError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -28,6 +29,7 @@ __all__ = [
     "BUNDLE_UNITS",
     "Bundle",
     "BundleError",
+    "GeometryError",
     "save_bundle",
     "load_bundle",
     "load_model",
