@@ -22,6 +22,7 @@ def add_data_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         description="Generate reference data by Langevin MD with tblite, or summarise a file.")
     sub = data.add_subparsers(dest="data_command", metavar="{generate,info}")
     sub.required = True
+    data.set_defaults(func=run_data)
 
     g = sub.add_parser(
         "generate", help="sample and label configurations (extended XYZ, resumable)",

@@ -27,7 +27,7 @@ _SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("tensormol.cli._train", "add_train_subcommands"),
     ("tensormol.cli._export", "add_export_subcommand"),
     ("tensormol.cli._md", "add_md_subcommand"),
-    ("tensormol.cli._rbfe", "add_rbfe_subcommand"),
+    # ("tensormol.cli._fe", "add_fe_subcommand"),
 )
 
 
@@ -39,14 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, func_name in _SUBCOMMANDS:
+        # Every listed module is part of the package: a missing one is a packaging bug and
+        # fails here loudly. Subcommand modules import their heavy dependencies lazily.
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            # A subcommand module that is not part of this build is simply absent; a missing
-            # third-party dependency inside an existing module is a real error.
-            if err.name == module_name:
-                continue
-            raise
+        except ImportError as err:
+            raise ImportError(
+                f"tensormol: cannot import the subcommand module {module_name} ({err}); the "
+                "installation is incomplete"
+            ) from err
         getattr(module, func_name)(sub)
     return parser
 
@@ -57,6 +58,11 @@ _USER_ERRORS = (UserError, FileNotFoundError, ValueError, KeyError, TypeError, P
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tensormol`` console script; returns the exit status."""
+    # First, before anything imports torch: OpenMP threads then wait passively instead of
+    # spinning on cores other processes need (the runtime reads this once, when it loads).
+    from tensormol._threads import configure_openmp
+
+    configure_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
