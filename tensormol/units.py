@@ -24,6 +24,7 @@ __all__ = [
     "EV_PER_ANGSTROM_AMU_TO_ANGSTROM_PER_FS2",
     "ENERGY_UNITS",
     "LENGTH_UNITS",
+    "MODEL_UNITS",
     "energy_factor",
     "length_factor",
 ]
@@ -59,6 +60,15 @@ LENGTH_UNITS: dict[str, float] = {
     "Angstrom": 1.0,
     "nm": NM_TO_ANGSTROM,
     "Bohr": BOHR_TO_ANGSTROM,
+}
+
+#: Units of every quantity a tensormol model takes or returns (the inside of tensormol), as
+#: recorded in checkpoints and model bundles.
+MODEL_UNITS: dict[str, str] = {
+    "length": "Angstrom",
+    "energy": "eV",
+    "forces": "eV/Angstrom",
+    "stress": "eV/Angstrom^3",
 }
 
 _ALIASES = {"ev": "eV", "mev": "meV", "hartree": "Hartree", "ha": "Hartree", "au": "Hartree",

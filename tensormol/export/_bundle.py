@@ -10,14 +10,27 @@ bundle never runs code from it):
 ``state_dict``      the (EMA) weights and buffers
 ``metadata``        species (atomic numbers), cutoff (Å), units, model dtype, tensormol and torch
                     versions, creation time, source, and free-form training information
+``checksum``        ``{"algorithm": "sha256", "digest": <hex>}`` of everything above (schema ≥ 2)
+
+Integrity: the archive's own format does not notice flipped bytes inside tensor data (2 kB of
+them loaded silently and shifted energies by 14.6 meV), so :func:`load_bundle` recomputes the
+SHA-256 of the model name, params, weights (names, dtypes, shapes, bytes) and metadata and
+refuses a bundle whose digest differs. Every unreadable file (empty, truncated, damaged, not a
+bundle, wrong checksum) raises :class:`BundleError` with one sentence saying what is wrong and
+what to do. Bundles of schema version 1 (written before checksums) still load, with a
+:class:`BundleIntegrityWarning` asking to re-export them: refusing them would strand every model
+exported before, and nothing in them is less trustworthy than before.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib
 import io
+import json
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +38,16 @@ from typing import Any
 
 import torch
 
+from tensormol.units import MODEL_UNITS
+
 __all__ = [
     "SCHEMA_VERSION",
     "BUNDLE_FORMAT",
     "BUNDLE_UNITS",
     "Bundle",
     "BundleError",
+    "BundleIntegrityWarning",
+    "bundle_checksum",
     "build_model",
     "save_bundle",
     "load_bundle",
@@ -40,19 +57,39 @@ __all__ = [
 ]
 
 #: Version of the bundle layout written by this tensormol; readers accept any version <= this.
-SCHEMA_VERSION = 1
+#: 2: a SHA-256 checksum of the content.
+SCHEMA_VERSION = 2
 BUNDLE_FORMAT = "tensormol.bundle"
-#: Units of every quantity a tensormol model takes or returns (the inside of tensormol).
-BUNDLE_UNITS: dict[str, str] = {
-    "length": "Angstrom",
-    "energy": "eV",
-    "forces": "eV/Angstrom",
-    "stress": "eV/Angstrom^3",
-}
+#: Units of every quantity a tensormol model takes or returns (:data:`tensormol.units.MODEL_UNITS`).
+BUNDLE_UNITS: dict[str, str] = MODEL_UNITS
+_CHECKSUM_ALGORITHM = "sha256"
+_REEXPORT = "re-export it from its checkpoint (`tensormol export CHECKPOINT -o model.tmol`)"
 
 
 class BundleError(ValueError):
     """A bundle cannot be read or does not fit the system it is used for."""
+
+
+class BundleIntegrityWarning(UserWarning):
+    """A bundle without a checksum (schema version 1) was loaded unverified."""
+
+
+def bundle_checksum(name: str, params: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor],
+                    metadata: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a bundle's content: model name and params, weights, metadata.
+
+    Tensors enter by name, dtype, shape and raw bytes (in name order); the rest as canonical
+    JSON, so the digest does not depend on how the archive was written.
+    """
+    h = hashlib.sha256()
+    head = {"name": name, "params": params, "metadata": metadata}
+    h.update(json.dumps(head, sort_keys=True, ensure_ascii=True, default=repr).encode())
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        h.update(f"\n{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        # Bytes as stored (a view as uint8 also covers dtypes numpy lacks, e.g. bfloat16).
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _symbol(z: int) -> str:
@@ -176,14 +213,20 @@ class Bundle:
         model.requires_grad_(False)
         return model.to(device)
 
+    def checksum(self) -> str:
+        """SHA-256 (hex) of the content (:func:`bundle_checksum`)."""
+        return bundle_checksum(self.name, self.params, self.state_dict, self.metadata)
+
     def to_dict(self) -> dict[str, Any]:
-        """The archive content as written by :func:`save_bundle`."""
+        """The archive content as written by :func:`save_bundle` (always the current schema,
+        with a checksum)."""
         return {
             "format": BUNDLE_FORMAT,
-            "schema_version": int(self.schema_version),
+            "schema_version": SCHEMA_VERSION,
             "model": {"name": self.name, "params": self.params},
             "state_dict": self.state_dict,
             "metadata": self.metadata,
+            "checksum": {"algorithm": _CHECKSUM_ALGORITHM, "digest": self.checksum()},
         }
 
     def to_bytes(self) -> bytes:
@@ -295,6 +338,31 @@ def save_bundle(model: torch.nn.Module, path: str | os.PathLike, *, name: str,
     return bundle
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _unreadable(where: str, data: bytes) -> BundleError:
+    """The one-sentence error for a file ``torch.load`` could not read."""
+    size = len(data)
+    if size == 0:
+        return BundleError(f"model bundle {where} is empty (0 bytes), so it was never written "
+                           f"completely; {_REEXPORT}")
+    foreign = BundleError(f"{where} is not a tensormol model bundle (not a PyTorch archive); "
+                          "create one with `tensormol export CHECKPOINT -o model.tmol`")
+    if not data[:4].startswith(_ZIP_MAGIC):
+        return foreign
+    import zipfile
+
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        names = None  # a zip that ends early: truncated
+    if names is not None and not any(n.endswith("data.pkl") for n in names):
+        return foreign  # another kind of zip (npz, ...)
+    return BundleError(f"model bundle {where} is damaged (truncated or corrupted, {size} bytes "
+                       f"cannot be read as an archive); {_REEXPORT}")
+
+
 def _bundle_from_dict(raw: Any, where: str) -> Bundle:
     if not isinstance(raw, dict) or raw.get("format") != BUNDLE_FORMAT:
         raise BundleError(
@@ -303,7 +371,7 @@ def _bundle_from_dict(raw: Any, where: str) -> Bundle:
         )
     version = raw.get("schema_version")
     if not isinstance(version, int) or version < 1:
-        raise BundleError(f"{where} has an invalid schema_version {version!r}")
+        raise BundleError(f"{where} has an invalid schema_version {version!r}; {_REEXPORT}")
     if version > SCHEMA_VERSION:
         import tensormol
 
@@ -312,47 +380,75 @@ def _bundle_from_dict(raw: Any, where: str) -> Bundle:
             f"{SCHEMA_VERSION} this tensormol {tensormol.__version__} reads; upgrade tensormol "
             "(pip install -U tensormol) or re-export the checkpoint with this version"
         )
-    model = raw.get("model") or {}
-    return Bundle(
-        name=str(model["name"]),
+    model = raw.get("model")
+    state, metadata = raw.get("state_dict"), raw.get("metadata")
+    if (not isinstance(model, dict) or not isinstance(model.get("name"), str)
+            or not isinstance(state, dict) or not isinstance(metadata, dict)
+            or not all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise BundleError(f"model bundle {where} lacks parts of a bundle (model, state_dict or "
+                          f"metadata are missing or malformed); {_REEXPORT}")
+    bundle = Bundle(
+        name=model["name"],
         params=dict(model.get("params") or {}),
-        state_dict=dict(raw["state_dict"]),
-        metadata=dict(raw["metadata"]),
+        state_dict=dict(state),
+        metadata=dict(metadata),
         schema_version=version,
     )
+    stored = raw.get("checksum")
+    if version >= 2:
+        if (not isinstance(stored, dict) or stored.get("algorithm") != _CHECKSUM_ALGORITHM
+                or not isinstance(stored.get("digest"), str)):
+            raise BundleError(f"model bundle {where} has no valid {_CHECKSUM_ALGORITHM} checksum, "
+                              f"so its content cannot be verified; {_REEXPORT}")
+        if bundle.checksum() != stored["digest"]:
+            raise BundleError(f"model bundle {where} is corrupted: its content does not match "
+                              f"the {_CHECKSUM_ALGORITHM} checksum written at export; {_REEXPORT}")
+    else:
+        warnings.warn(f"model bundle {where} has schema version {version}, written before "
+                      "bundles carried a checksum, so it was loaded unverified; re-export it "
+                      "from its checkpoint to add one", BundleIntegrityWarning, stacklevel=4)
+    return bundle
 
 
 def load_bundle(path: str | os.PathLike | Bundle) -> Bundle:
-    """Read a bundle file (never executing code from it).
+    """Read a bundle file (never executing code from it) and verify its checksum.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     BundleError
-        If the file is not a bundle, or was written with a newer schema version.
+        With one sentence saying what is wrong and what to do, if the file is empty, truncated
+        or damaged, not a bundle, fails its checksum, or was written with a newer schema version.
+
+    Warns
+    -----
+    BundleIntegrityWarning
+        For a bundle of schema version 1 (no checksum), loaded unverified.
     """
     if isinstance(path, Bundle):
         return path
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"model bundle {str(p)!r} does not exist")
-    try:
-        raw = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a foreign file
-        raise BundleError(
-            f"{p} is not a readable tensormol model bundle ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:120]}); create one with `tensormol export`"
-        ) from None
-    bundle = _bundle_from_dict(raw, str(p))
+    data = p.read_bytes()
+    bundle = _bundle_from_data(data, str(p))
     bundle.path = p
     return bundle
 
 
-def bundle_from_bytes(data: bytes, where: str = "bundle") -> Bundle:
-    """Rebuild a :class:`Bundle` from :meth:`Bundle.to_bytes` output (used by pickling)."""
-    raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+def _bundle_from_data(data: bytes, where: str) -> Bundle:
+    try:
+        raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many kinds (and messages) for a damaged or foreign file
+        raise _unreadable(where, data) from None
     return _bundle_from_dict(raw, where)
+
+
+def bundle_from_bytes(data: bytes, where: str = "bundle") -> Bundle:
+    """Rebuild a :class:`Bundle` from :meth:`Bundle.to_bytes` output (used by pickling);
+    verified like :func:`load_bundle`."""
+    return _bundle_from_data(bytes(data), where)
 
 
 def load_model(path: str | os.PathLike | Bundle, *, device: str | torch.device = "cpu",

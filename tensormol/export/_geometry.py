@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GeometryError", "OVERLAP_TOL", "check_overlap", "ConnectivityMonitor"]
+__all__ = ["GeometryError", "OVERLAP_TOL", "check_overlap", "overlap_error", "ConnectivityMonitor"]
 
 #: Distance (Å) at or below which two atoms overlap (the neighbour list's default tolerance).
 OVERLAP_TOL = 1e-8
@@ -104,11 +104,16 @@ def check_overlap(pos: np.ndarray, pairs: np.ndarray | None = None,
     d = np.linalg.norm(_minimum_image(pos[j] - pos[i], cell), axis=1)
     bad = np.flatnonzero(d <= OVERLAP_TOL)
     if bad.size:
-        a, b = sorted((int(i[bad[0]]), int(j[bad[0]])))
-        raise GeometryError(
-            f"{_PREFIX} (overlap): atoms {a} and {b} (0-based indices) are {d[bad[0]]:.1e} Å "
-            "apart; a model cannot evaluate overlapping atoms (check the structure, or the time "
-            "step if this happened during MD)", kind="overlap", atoms=(a, b))
+        raise overlap_error(int(i[bad[0]]), int(j[bad[0]]), float(d[bad[0]]))
+
+
+def overlap_error(i: int, j: int, distance: float) -> GeometryError:
+    """The :class:`GeometryError` of atoms ``i`` and ``j`` (0-based) ``distance`` Å apart."""
+    a, b = sorted((int(i), int(j)))
+    return GeometryError(
+        f"{_PREFIX} (overlap): atoms {a} and {b} (0-based indices) are {distance:.1e} Å "
+        "apart; a model cannot evaluate overlapping atoms (check the structure, or the time "
+        "step if this happened during MD)", kind="overlap", atoms=(a, b))
 
 
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -199,12 +204,13 @@ class ConnectivityMonitor:
             members = np.flatnonzero(self._groups == g)
             parts = np.unique(now[members])
             if parts.size > 1:
-                sizes = [(int((now[members] == p).sum()), int(p)) for p in parts]
-                smallest = min(sizes)[1]
-                frag = [int(a) for a in members[now[members] == smallest]]
+                # The largest piece is "the rest"; every other piece is reported.
+                sizes = [(int((now[members] == p).sum()), -int(p)) for p in parts]
+                largest = -max(sizes)[1]
+                frag = [int(a) for a in members[now[members] != largest]]
                 shown = ", ".join(map(str, frag[:10])) + (", ..." if len(frag) > 10 else "")
                 raise GeometryError(
-                    f"{_PREFIX} (fell apart): atoms {shown} (0-based indices) moved farther "
+                    f"{_PREFIX} (fell apart): atom(s) {shown} (0-based indices) moved farther "
                     f"than the model's cutoff ({self.cutoff:g} Å) from the rest of the molecule "
                     "they belonged to at the start, so the model no longer binds them (check "
                     "the time step and temperature; disable this check for a dissociation you "

@@ -56,6 +56,33 @@ _BACKENDS = ("auto", "python", "torch")
 _GRAPHS = ("auto", "eager", "traced")
 
 
+def _check_threads(threads: Any) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1 or None (torch's setting), got "
+                         f"{threads!r}")
+    return int(threads)
+
+
+def _check_edges_overlap(pos: torch.Tensor, edge_index: torch.Tensor, shifts: torch.Tensor,
+                         cell: torch.Tensor | None) -> None:
+    """:func:`~tensormol.export._geometry.check_overlap` on a neighbour list (periodic images
+    included): the eager route's twin of the traced route's all-pairs check."""
+    from tensormol.export._geometry import OVERLAP_TOL, overlap_error
+
+    if edge_index.shape[1] == 0:
+        return
+    vec = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0])
+    if cell is not None:
+        vec = vec + shifts.to(vec.dtype) @ cell[0]
+    length = torch.linalg.vector_norm(vec, dim=1)
+    bad = (length <= OVERLAP_TOL).nonzero()
+    if bad.numel():
+        e = int(bad[0, 0])
+        raise overlap_error(int(edge_index[0, e]), int(edge_index[1, e]), float(length[e]))
+
+
 class TensorMolForceCallback:
     """The computation of a ``PythonForce``: OpenMM state (nm) -> (kJ/mol, kJ/mol/nm).
 
@@ -75,24 +102,31 @@ class TensorMolForceCallback:
         Verlet skin (Å) of the cached neighbour list: the list holds pairs within
         ``cutoff + skin`` and is rebuilt when an atom has moved more than ``skin / 2`` or the box
         changed; the model drops the pairs beyond its cutoff, so results equal a fresh list's
-        (same pairs, same sorted order). ``0`` lets the model build its list at every call.
+        (same pairs, same sorted order). ``0`` rebuilds the list at every call.
     graph : {"auto", "eager", "traced"}
         How the model runs. "eager": the PyTorch model with the cached neighbour list.
         "traced": the TorchScript graph of the TorchForce route (traced on the first call; pairs
         from all N(N-1) candidates inside the graph, reference twins of the custom autograd
         ops), whose per-call overhead is lower: for small molecules a step is dominated by
-        dispatching a few thousand small ops, not by arithmetic. "auto" (default): "traced" for
-        non-periodic systems of at most ``TRACED_MAX_ATOMS`` atoms on the CPU whose model sets
-        ``trace_small_systems`` (TensorNet: faster traced; GauntNet: slower, and its compiled
-        Gaunt kernel only runs eager), "eager" otherwise.
+        dispatching a few thousand small ops, not by arithmetic. "auto" (default): the
+        deployment policy of :func:`tensormol.export._policy.choose_graph` (traced for small
+        non-periodic systems on the CPU of model families measured faster traced), logged once.
+    threads : int or None
+        Torch intra-op threads while the force is evaluated (set around each call and restored
+        after, so other work in the process keeps its own setting). ``None`` (default): the
+        thread policy of :func:`tensormol._threads.choose_threads` for MD (one thread for ML
+        regions up to ``SMALL_ML_ATOMS`` atoms, whose ops are too small to split; all available
+        cores above; ``TENSORMOL_NUM_THREADS`` overrides). Logged with the route.
+    check_connectivity : bool
+        Raise :class:`~tensormol.export.GeometryError` when a molecule falls apart: atoms that
+        were connected through pairs within the cutoff at the first call no longer are
+        (:class:`~tensormol.export._geometry.ConnectivityMonitor`). Switch off for a
+        dissociation you intend. Overlapping atoms always raise it, on both graphs.
     """
 
-    #: Largest non-periodic system that ``graph="auto"`` runs traced (its all-pairs candidate
-    #: list is O(N²)).
-    TRACED_MAX_ATOMS = 200
-
     def __init__(self, bundle: Bundle, atomic_numbers: Iterable[int], periodic: bool,
-                 device: str = "cpu", skin: float = 0.5, graph: str = "auto") -> None:
+                 device: str = "cpu", skin: float = 0.5, graph: str = "auto",
+                 threads: int | None = None, check_connectivity: bool = True) -> None:
         self._bundle_bytes = bundle.to_bytes()
         self._bundle = bundle
         self.atomic_numbers = [int(z) for z in atomic_numbers]
@@ -108,10 +142,30 @@ class TensorMolForceCallback:
             raise ValueError("graph='traced' is for non-periodic systems (its pair list is the "
                              "minimum image); use graph='eager' or 'auto' for periodic ones")
         self.graph = graph
+        self.threads = _check_threads(threads)
+        self.check_connectivity = bool(check_connectivity)
+        self._setup()
+
+    def _setup(self) -> None:
+        from tensormol._threads import choose_threads
+        from tensormol.export._policy import choose_graph
+
+        #: The graph this system runs through and why (:class:`GraphRoute`).
+        self.route = choose_graph(self._bundle.name, len(self.atomic_numbers), self.periodic,
+                                  self.device, self.graph)
+        #: Torch threads of each call and why (:class:`tensormol._threads.ThreadPolicy`).
+        self.thread_policy = choose_threads("md", n_atoms=len(self.atomic_numbers),
+                                            torch_threads=self.threads)
+        self._logged = False
         self._model: torch.nn.Module | None = None
         self._traced: torch.jit.ScriptModule | None = None
         self._z: torch.Tensor | None = None
         self._pbc: torch.Tensor | None = None
+        self._monitor = None
+        if self.check_connectivity:
+            from tensormol.export._geometry import ConnectivityMonitor
+
+            self._monitor = ConnectivityMonitor(self._bundle.cutoff, self.periodic)
         self._reset_list()
 
     def _reset_list(self) -> None:
@@ -125,7 +179,8 @@ class TensorMolForceCallback:
     def __getstate__(self) -> dict[str, Any]:
         return {"bundle": self._bundle_bytes, "atomic_numbers": self.atomic_numbers,
                 "periodic": self.periodic, "device": self.device, "skin": self.skin,
-                "graph": self.graph}
+                "graph": self.graph, "threads": self.threads,
+                "check_connectivity": self.check_connectivity}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._bundle_bytes = state["bundle"]
@@ -135,11 +190,9 @@ class TensorMolForceCallback:
         self.device = state["device"]
         self.skin = float(state.get("skin", 0.0))
         self.graph = state.get("graph", "eager")
-        self._model = None
-        self._traced = None
-        self._z = None
-        self._pbc = None
-        self._reset_list()
+        self.threads = state.get("threads")
+        self.check_connectivity = bool(state.get("check_connectivity", True))
+        self._setup()
 
     # ------------------------------------------------------------------ evaluation
     @property
@@ -151,40 +204,61 @@ class TensorMolForceCallback:
             self._pbc = torch.full((1, 3), self.periodic, dtype=torch.bool, device=dev)
         return self._model
 
+    @property
+    def uses_traced_graph(self) -> bool:
+        """Whether calls run the traced graph (see ``graph`` and :attr:`route`)."""
+        return self.route.graph == "traced"
+
     def evaluate(self, positions_nm: np.ndarray, box_nm: np.ndarray | None
                  ) -> tuple[float, np.ndarray]:
         """Energy (kJ/mol) and forces (N, 3) float64 kJ/mol/nm at positions (N, 3) nm.
 
         ``box_nm`` (3, 3) nm holds the box vectors as rows, or is ``None`` without periodicity.
+
+        Raises
+        ------
+        GeometryError
+            Overlapping atoms, or (``check_connectivity``) a molecule that fell apart.
         """
+        from tensormol._threads import thread_scope
+
+        if not self._logged:
+            from tensormol.export._policy import log_route
+
+            log_route(self.route, self.thread_policy)
+            self._logged = True
+        with thread_scope(self.thread_policy):
+            return self._evaluate(positions_nm, box_nm)
+
+    def _evaluate(self, positions_nm: np.ndarray, box_nm: np.ndarray | None
+                  ) -> tuple[float, np.ndarray]:
+        from tensormol.export._geometry import check_overlap
+
         model = self.model
         dev = self._z.device
-        if self.uses_traced_graph:
-            return self._evaluate_traced(positions_nm)
-        pos = torch.as_tensor(np.asarray(positions_nm, dtype=np.float64) * NM_TO_ANGSTROM,
-                              device=dev)
-        batch = {K.POSITIONS: pos, K.ATOMIC_NUMBERS: self._z, K.PBC: self._pbc}
+        pos_a = np.asarray(positions_nm, dtype=np.float64) * NM_TO_ANGSTROM
+        cell_a = None
         if self.periodic:
             if box_nm is None:
                 raise ValueError("the tensormol force is periodic but OpenMM passed no box")
-            batch[K.CELL] = torch.as_tensor(
-                np.asarray(box_nm, dtype=np.float64) * NM_TO_ANGSTROM, device=dev
-            )[None]
-        if self.skin > 0.0:
-            batch[K.EDGE_INDEX], batch[K.CELL_SHIFTS] = self._edges(pos, batch.get(K.CELL))
+            cell_a = np.asarray(box_nm, dtype=np.float64) * NM_TO_ANGSTROM
+        if self._monitor is not None:
+            self._monitor.check(pos_a, cell_a)
+        if self.uses_traced_graph:
+            # The traced graph has no Python-side checks: all pairs, O(N²) for N small.
+            check_overlap(pos_a)
+            return self._evaluate_traced(positions_nm)
+        pos = torch.as_tensor(pos_a, device=dev)
+        batch = {K.POSITIONS: pos, K.ATOMIC_NUMBERS: self._z, K.PBC: self._pbc}
+        if cell_a is not None:
+            batch[K.CELL] = torch.as_tensor(cell_a, device=dev)[None]
+        edge_index, shifts = self._edges(pos, batch.get(K.CELL))
+        _check_edges_overlap(pos, edge_index, shifts, batch.get(K.CELL))
+        batch[K.EDGE_INDEX], batch[K.CELL_SHIFTS] = edge_index, shifts
         out = model(batch, compute_forces=True)
         energy = float(out[K.ENERGY][0]) * ENERGY_TO_OPENMM
         forces = out[K.FORCES].detach().cpu().numpy() * FORCE_TO_OPENMM
         return energy, forces
-
-    @property
-    def uses_traced_graph(self) -> bool:
-        """Whether calls run the traced graph (see ``graph``)."""
-        if self.graph == "auto":  # measured on CPU only: elsewhere the eager model runs
-            return (not self.periodic and torch.device(self.device).type == "cpu"
-                    and len(self.atomic_numbers) <= self.TRACED_MAX_ATOMS
-                    and bool(getattr(self.model, "trace_small_systems", False)))
-        return self.graph == "traced"
 
     def _evaluate_traced(self, positions_nm: np.ndarray) -> tuple[float, np.ndarray]:
         if self._traced is None:
@@ -206,7 +280,8 @@ class TensorMolForceCallback:
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """The cached Verlet list, rebuilt when needed (see ``skin``)."""
         stale = (
-            self._list is None
+            self.skin == 0.0
+            or self._list is None
             or self._list_pos.shape != pos.shape
             or (cell is not None and not torch.equal(cell, self._list_cell))
             # A wrap by OpenMM moves an atom by a lattice vector: also caught here.
@@ -215,8 +290,10 @@ class TensorMolForceCallback:
         if stale:
             from tensormol.ops import neighbor_list
 
+            # Overlaps are checked by the caller, with 0-based indices in a GeometryError.
             self._list = neighbor_list(pos, float(self.model.cutoff) + self.skin, cell=cell,
-                                       pbc=self._pbc if cell is not None else None)
+                                       pbc=self._pbc if cell is not None else None,
+                                       check_overlap=False)
             self._list_pos = pos.clone()
             self._list_cell = None if cell is None else cell.clone()
             self.list_builds += 1
@@ -244,6 +321,23 @@ def _atomic_numbers(topology: openmm.app.Topology, atoms: list[int] | None) -> l
     return zs
 
 
+#: Keyword arguments of ``MLPotential("tensormol", ...)`` and of ``createSystem`` /
+#: ``createMixedSystem`` (the latter override the former for one system).
+IMPL_OPTIONS = ("device", "backend", "graph", "threads", "check_connectivity", "skin")
+
+
+def _check_options(args: dict[str, Any], where: str) -> None:
+    """Refuse an unknown keyword (a typo would otherwise be silently ignored by openmm-ml)."""
+    from tensormol.registry import suggest
+
+    for key in args:
+        if key not in IMPL_OPTIONS:
+            raise TypeError(
+                f"{where} got an unknown keyword argument {key!r}{suggest(key, IMPL_OPTIONS)}; "
+                f"the tensormol potential takes {', '.join(IMPL_OPTIONS)}"
+            )
+
+
 class TensorMolPotentialImpl(MLPotentialImpl):
     """Adds a tensormol model to an OpenMM System (made by the factory below).
 
@@ -253,19 +347,24 @@ class TensorMolPotentialImpl(MLPotentialImpl):
         ``"tensormol"``.
     bundle : path-like or Bundle
         The model bundle (``tensormol export``).
-    device : str, optional
-        Torch device of the PythonForce backend (default: ``"cpu"``).
-    backend : {"auto", "python", "torch"}
+    **options
+        Defaults for every system made with this potential, overridable per call of
+        ``createSystem`` / ``createMixedSystem``: ``device`` (torch device of the PythonForce,
+        default ``"cpu"``), ``backend`` ("auto", "python", "torch"), ``graph`` ("auto", "eager",
+        "traced"), ``threads`` (torch threads of each force call; default: the MD thread
+        policy), ``check_connectivity`` (report a molecule falling apart; default True),
+        ``skin`` (Å, Verlet skin of the eager route's list). Unknown names raise ``TypeError``.
     """
 
-    def __init__(self, name: str, bundle: Any, device: str = "cpu",
-                 backend: str = "auto") -> None:
+    def __init__(self, name: str, bundle: Any, **options: Any) -> None:
+        _check_options(options, 'MLPotential("tensormol")')
         self.name = name
         self.bundle = load_bundle(bundle)
-        self.device = device
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-        self.backend = backend
+        self.options = {"device": "cpu", "backend": "auto", **options}
+        self.device = self.options["device"]
+        self.backend = self.options["backend"]
+        if self.backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}")
 
     def getMLLongRange(self) -> bool:
         # A tensormol model is local: nothing beyond its cutoff.
@@ -275,17 +374,18 @@ class TensorMolPotentialImpl(MLPotentialImpl):
                   atoms: Iterable[int] | None, forceGroup: int, **args: Any) -> None:
         """Add the model's force for ``atoms`` (all atoms if ``None``) in ``forceGroup``.
 
-        Extra keyword arguments: ``device`` and ``backend`` override the constructor's;
-        ``graph`` ("auto", "eager", "traced") is passed to :class:`TensorMolForceCallback`.
+        Keyword arguments: the options of the constructor (see the class), overriding it for
+        this system; unknown names raise ``TypeError`` with a suggestion.
         """
+        _check_options(args, "createSystem/createMixedSystem (tensormol potential)")
+        opts = {**self.options, **args}
         atom_list = None if atoms is None else [int(a) for a in atoms]
         zs = _atomic_numbers(topology, atom_list)
         what = "the ML region" if atom_list is not None else "the topology"
         self.bundle.check_species(zs, what=what)
         periodic = (topology.getPeriodicBoxVectors() is not None
                     or system.usesPeriodicBoundaryConditions())
-        backend = args.get("backend", self.backend)
-        device = args.get("device", self.device)
+        backend = opts["backend"]
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
         if backend == "torch":
@@ -303,8 +403,10 @@ class TensorMolPotentialImpl(MLPotentialImpl):
             force = make_torch_force(self.bundle, zs, periodic, indices=atom_list,
                                      num_particles=system.getNumParticles(), box_nm=box)
         else:
+            kwargs = {k: opts[k] for k in ("graph", "threads", "check_connectivity", "skin")
+                      if k in opts}
             force = openmm.PythonForce(TensorMolForceCallback(
-                self.bundle, zs, periodic, device, graph=args.get("graph", "auto")))
+                self.bundle, zs, periodic, opts["device"], **kwargs))
             force.setUsesPeriodicBoundaryConditions(periodic)
             if atom_list is not None:
                 force.setParticles(atom_list)  # the callback then sees only these particles

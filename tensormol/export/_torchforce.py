@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from tensormol import keys as K
 from tensormol.export._bundle import Bundle
+from tensormol.export._geometry import OVERLAP_TOL
 from tensormol.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 __all__ = ["OpenMMEnergyModule", "openmmtorch_import_error", "make_torch_force",
@@ -83,6 +84,29 @@ def _box_checker():
     return torch.jit.script(_check_box)
 
 
+def _check_pairs(pos: Tensor, edge_index: Tensor, shifts: Tensor,
+                 cell: Optional[Tensor], tol: float) -> Tensor:  # noqa: UP045
+    # Scripted, so the check stays in the traced graph: without it overlapping atoms give NaN.
+    if edge_index.shape[1] > 0:
+        d = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0])
+        if cell is not None:
+            d = d + shifts.to(d.dtype) @ cell
+        length = torch.linalg.vector_norm(d, dim=1)
+        if bool((length <= tol).any()):
+            e = int(torch.nonzero(length <= tol)[0, 0])
+            i = int(edge_index[0, e])
+            j = int(edge_index[1, e])
+            raise RuntimeError("unphysical geometry (overlap): atoms " + str(min(i, j))
+                               + " and " + str(max(i, j)) + " (0-based indices) overlap; a "
+                               "model cannot evaluate overlapping atoms")
+    return edge_index
+
+
+@functools.cache
+def _pair_checker():
+    return torch.jit.script(_check_pairs)
+
+
 class OpenMMEnergyModule(nn.Module):
     """``(positions (N_all, 3) nm[, box (3, 3) nm]) -> energy () kJ/mol`` of a tensormol model.
 
@@ -129,8 +153,10 @@ class OpenMMEnergyModule(nn.Module):
             cell = _box_checker()(cell, self.cutoff)
             batch[K.CELL] = cell.unsqueeze(0)
             batch[K.PBC] = torch.ones(1, 3, dtype=torch.bool, device=pos.device)
-        batch[K.EDGE_INDEX], batch[K.CELL_SHIFTS] = minimum_image_pairs(
-            pos, self.pairs, cell, self.cutoff)
+        edge_index, shifts = minimum_image_pairs(pos, self.pairs, cell, self.cutoff)
+        # Indices of the ML region (0-based); no pair in range is fine (isolated atoms).
+        edge_index = _pair_checker()(pos.detach(), edge_index, shifts, cell, OVERLAP_TOL)
+        batch[K.EDGE_INDEX], batch[K.CELL_SHIFTS] = edge_index, shifts
         energy = self.model(batch, compute_forces=False)[K.ENERGY]
         return energy.sum() * EV_TO_KJ_PER_MOL
 

@@ -72,17 +72,113 @@ def test_missing_species_is_rejected_with_advice(tiny_bundle):
         load_model(tiny_bundle, atomic_numbers=[17])
 
 
+_REEXPORT = r"re-export it from its checkpoint \(`tensormol export CHECKPOINT -o model\.tmol`\)$"
+
+
+def _one_sentence(err: BaseException) -> str:
+    text = str(err)
+    assert "\n" not in text and len(text) < 400, text
+    return text
+
+
 def test_foreign_and_missing_files(tmp_path):
+    import numpy as np
+
     junk = tmp_path / "junk.tmol"
     junk.write_bytes(b"not a bundle at all")
-    with pytest.raises(BundleError, match="not a readable tensormol model bundle"):
+    with pytest.raises(BundleError, match=r"not a tensormol model bundle \(not a PyTorch archive"):
         load_bundle(junk)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(BundleError, match="tensormol export"):
         load_bundle(other)
+    npz = tmp_path / "data.npz"  # a zip, but not a PyTorch archive
+    np.savez(npz, x=np.zeros(3))
+    with pytest.raises(BundleError, match="not a tensormol model bundle") as err:
+        load_bundle(npz)
+    _one_sentence(err.value)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_bundle(tmp_path / "nothing.tmol")
+
+
+def _weights_offset(path) -> tuple[int, int]:
+    """Byte range of the largest tensor record inside the bundle's zip archive."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename),
+                   key=lambda i: i.file_size)
+    raw = path.read_bytes()
+    start = info.header_offset + 30 + int.from_bytes(raw[info.header_offset + 26:
+                                                         info.header_offset + 28], "little")
+    start += int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    return start, info.file_size
+
+
+def test_flipped_bytes_inside_the_weights_are_detected(tmp_path, make_tiny_model):
+    # The archive format itself does not notice: before checksums such a bundle loaded and gave
+    # shifted energies. Flip 2 kB (or the whole record if smaller) in the largest weight tensor.
+    path = tmp_path / "m.tmol"
+    save_bundle(make_tiny_model(), path, name="tensornet")
+    start, size = _weights_offset(path)
+    raw = bytearray(path.read_bytes())
+    n = min(2048, size)
+    for k in range(start, start + n):
+        raw[k] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    # The tensors still load (the zip layer does not check them)...
+    tampered = torch.load(path, weights_only=True)
+    assert tampered["format"] == "tensormol.bundle"
+    # ...but the bundle does not.
+    with pytest.raises(BundleError, match=r"is corrupted: its content does not match the "
+                                          r"sha256 checksum.*" + _REEXPORT) as err:
+        load_bundle(path)
+    _one_sentence(err.value)
+    # The pickled copy an OpenMM System carries is verified the same way.
+    from tensormol.export._bundle import bundle_from_bytes
+
+    with pytest.raises(BundleError, match="corrupted"):
+        bundle_from_bytes(bytes(raw))
+
+
+def test_zero_byte_and_truncated_bundles_get_one_sentence(tmp_path, make_tiny_model):
+    path = tmp_path / "m.tmol"
+    save_bundle(make_tiny_model(), path, name="tensornet")
+    full = path.read_bytes()
+    empty = tmp_path / "empty.tmol"
+    empty.write_bytes(b"")
+    with pytest.raises(BundleError, match=r"is empty \(0 bytes\).*" + _REEXPORT) as err:
+        load_bundle(empty)
+    _one_sentence(err.value)
+    for frac in (0.001, 0.25, 0.5, 0.9, 0.999):
+        cut = tmp_path / f"cut{frac}.tmol"
+        cut.write_bytes(full[: max(4, int(frac * len(full)))])
+        with pytest.raises(BundleError, match=r"is damaged \(truncated or corrupted.*"
+                                              + _REEXPORT) as err:
+            load_bundle(cut)
+        _one_sentence(err.value)
+
+
+def test_old_bundles_without_checksum_load_with_a_warning(tmp_path, make_tiny_model):
+    from tensormol.export import BundleIntegrityWarning
+
+    path = tmp_path / "v1.tmol"
+    model = make_tiny_model(seed=2)
+    bundle = save_bundle(model, path, name="tensornet")
+    raw = bundle.to_dict()
+    raw["schema_version"] = 1
+    del raw["checksum"]
+    torch.save(raw, path)
+    with pytest.warns(BundleIntegrityWarning, match="loaded unverified; re-export"):
+        old = load_bundle(path)
+    assert old.schema_version == 1
+    batch = _ethanol_batch()
+    assert torch.equal(old.build_model()(batch)[K.ENERGY], model(batch)[K.ENERGY])
+    # A current bundle whose checksum entry was removed is refused, not trusted.
+    raw["schema_version"] = SCHEMA_VERSION
+    torch.save(raw, path)
+    with pytest.raises(BundleError, match="has no valid sha256 checksum"):
+        load_bundle(path)
 
 
 def test_float32_model_keeps_its_dtype(tmp_path, make_tiny_model):
