@@ -20,6 +20,7 @@ from tensormol.config._io import (
 from tensormol.config._schema import (
     ConfigError,
     FrozenDict,
+    Section,
     build_section,
     check_unknown_keys,
     describe,
@@ -42,6 +43,7 @@ from tensormol.config._sections import (
 __all__ = [
     "ConfigError",
     "FrozenDict",
+    "Section",
     "option",
     "build_section",
     "check_unknown_keys",

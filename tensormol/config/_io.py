@@ -14,7 +14,7 @@ import yaml
 
 from tensormol.config._schema import ConfigError, build_section, section_to_dict
 from tensormol.config._sections import ModelConfig, TrainConfig
-from tensormol.registry import suggest
+from tensormol.registry import MODELS, suggest
 
 __all__ = [
     "load_yaml",
@@ -153,17 +153,14 @@ def config_from_dict(
 
 
 def _check_model(model: ModelConfig) -> None:
-    """Check the model name and, where the builder publishes its schema, the model's arguments."""
-    from tensormol import models as _models  # noqa: F401  (registers the builders)
-    from tensormol.registry import MODELS
-
+    """Check the model name and, where the model publishes its config class, its arguments."""
     if model.name not in MODELS:
         valid = MODELS.names()
         raise ConfigError(
             f"config entry 'model.name': unknown model {model.name!r}{suggest(model.name, valid)}; "
             f"valid models are: {', '.join(valid) or '(none registered)'}"
         )
-    config_class = getattr(MODELS.get(model.name), "config_class", None)
+    config_class = MODELS.config_class(model.name)
     if config_class is not None:
         build_section(config_class, model.params.to_dict(), "model")
 

@@ -21,6 +21,7 @@ from tensormol.registry import suggest
 __all__ = [
     "ConfigError",
     "FrozenDict",
+    "Section",
     "option",
     "build_section",
     "section_to_dict",
@@ -325,6 +326,30 @@ def section_to_dict(section: Any) -> Any:
     if isinstance(section, list | tuple):
         return [section_to_dict(v) for v in section]
     return section
+
+
+class Section:
+    """Base of every config section: a frozen dataclass declared with :func:`option` fields.
+
+    Gives each section the same two conversions, so none writes its own::
+
+        @dataclass(frozen=True)
+        class MyConfig(Section):
+            width: int = option(16, doc="channels", ge=1)
+
+        MyConfig.from_dict({"width": 8}, "model")   # validated, frozen
+        MyConfig().to_dict()                         # plain data for YAML
+    """
+
+    @classmethod
+    def from_dict(cls: type[S], raw: Mapping[str, Any] | None, where: str = "") -> S:
+        """Validate a mapping (from YAML); unknown keys raise :class:`ConfigError` with a
+        suggestion. ``where`` is the dotted path of the section, named in errors."""
+        return build_section(cls, raw, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested copy (dicts, lists, scalars) of the section, suitable for YAML."""
+        return section_to_dict(self)
 
 
 def describe(cls: type, where: str = "") -> list[tuple[str, str, str, str]]:

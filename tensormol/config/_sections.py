@@ -11,7 +11,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from tensormol.config._schema import ConfigError, FrozenDict, option
+from tensormol.config._schema import ConfigError, FrozenDict, Section, option
 from tensormol.units import ENERGY_UNITS, LENGTH_UNITS, energy_factor, length_factor
 
 __all__ = [
@@ -43,7 +43,7 @@ METRIC_NAMES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Section):
     """Sizes of the train/val/test splits: all counts (int) or all fractions (float in (0, 1])."""
 
     train: int | float = option(0.8, doc="training frames (count or fraction)", gt=0)
@@ -68,7 +68,7 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Section):
     """Where the data is, in which units, how it is split and batched."""
 
     path: str = option(doc="data file (relative paths resolve against the YAML file's folder)")
@@ -100,7 +100,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Section):
     """A model from the registry by name, with its own keyword arguments.
 
     In YAML the keys other than ``name`` are the model's arguments:
@@ -112,7 +112,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class LossConfig(Section):
     """A weighted sum of energy, force and stress errors."""
 
     energy_weight: float = option(1.0, doc="weight of the energy term", ge=0)
@@ -133,7 +133,7 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class PlateauConfig:
+class PlateauConfig(Section):
     """Reduce the learning rate when the monitored metric stops improving."""
 
     factor: float = option(0.5, doc="multiply the learning rate by this", gt=0, lt=1)
@@ -143,7 +143,7 @@ class PlateauConfig:
 
 
 @dataclass(frozen=True)
-class EarlyStoppingConfig:
+class EarlyStoppingConfig(Section):
     """Stop when the monitored metric has not improved for ``patience`` validations."""
 
     patience: int = option(30, doc="validations without improvement before stopping", ge=1)
@@ -151,7 +151,7 @@ class EarlyStoppingConfig:
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(Section):
     """Loss, optimiser, schedules, EMA, clipping, early stopping."""
 
     loss: LossConfig = option(default_factory=LossConfig, doc="loss weights")
@@ -191,7 +191,7 @@ _MAX_TIME = re.compile(r"^\d+:\d{1,2}:\d{1,2}:\d{1,2}$")
 
 
 @dataclass(frozen=True)
-class TrainerConfig:
+class TrainerConfig(Section):
     """Arguments of ``lightning.Trainer``: hardware, strategy, duration, validation cadence.
 
     Scale out with Lightning's strategies, e.g. ``{strategy: ddp, devices: 4, num_nodes: 2}``.
@@ -242,7 +242,7 @@ class TrainerConfig:
 
 
 @dataclass(frozen=True)
-class LoggingConfig:
+class LoggingConfig(Section):
     """Where the run is written and what is logged there."""
 
     root: str = option("runs", doc="parent folder of runs (relative to the working directory)")
@@ -260,7 +260,7 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
     """A whole training run."""
 
     data: DataConfig = option(doc="data section")

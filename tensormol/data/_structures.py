@@ -6,18 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from ..elements import SYMBOLS, atomic_masses
+from ..so3 import rand_matrix
 from ..units import AMU_TO_G
-from ._elements import SYMBOLS
 from ._extxyz import iter_extxyz
 
-__all__ = ["Structure", "structure_from_smiles", "structure_from_file", "build_box",
-           "atomic_masses"]
+__all__ = ["StartingStructure", "structure_from_smiles", "structure_from_file", "build_box"]
 
 
 @dataclass(frozen=True)
-class Structure:
-    """Atoms to simulate: numbers (n,) int64, positions (n, 3) Å, cell (3, 3) Å rows, pbc (3,)."""
+class StartingStructure:
+    """Where data generation starts: numbers (n,) int64, positions (n, 3) Å, cell (3, 3) Å rows
+    (zeros = no cell), pbc (3,) bool, and a description of the source (SMILES, file, box)."""
 
     numbers: np.ndarray
     positions: np.ndarray
@@ -33,14 +35,7 @@ class Structure:
         return "".join(SYMBOLS[z] + (str(c) if c > 1 else "") for z, c in order)
 
 
-def atomic_masses(numbers: np.ndarray) -> np.ndarray:
-    """Standard atomic masses in amu (IUPAC values as tabulated by ASE)."""
-    from ase.data import atomic_masses as table
-
-    return np.asarray(table, dtype=np.float64)[np.asarray(numbers, dtype=np.int64)]
-
-
-def structure_from_smiles(smiles: str, seed: int = 0) -> Structure:
+def structure_from_smiles(smiles: str, seed: int = 0) -> StartingStructure:
     """3D structure of a SMILES string: RDKit ETKDGv3 embedding (seeded), then MMFF94 (or UFF
     where MMFF has no parameters) optimisation, all hydrogens explicit.
 
@@ -66,10 +61,11 @@ def structure_from_smiles(smiles: str, seed: int = 0) -> Structure:
         AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
     numbers = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
     positions = np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
-    return Structure(numbers, positions, np.zeros((3, 3)), np.zeros(3, bool), f"smiles:{smiles}")
+    return StartingStructure(numbers, positions, np.zeros((3, 3)), np.zeros(3, bool),
+                             f"smiles:{smiles}")
 
 
-def structure_from_file(path: str | Path) -> Structure:
+def structure_from_file(path: str | Path) -> StartingStructure:
     """First structure of an XYZ/extended-XYZ file (Å) or an SDF/MOL file with 3D coordinates.
 
     Hydrogens missing from an SDF are added with RDKit-generated coordinates.
@@ -90,24 +86,17 @@ def structure_from_file(path: str | Path) -> Structure:
             mol = Chem.AddHs(mol, addCoords=True)
         numbers = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
         positions = np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
-        return Structure(numbers, positions, np.zeros((3, 3)), np.zeros(3, bool), f"sdf:{p.name}")
+        return StartingStructure(numbers, positions, np.zeros((3, 3)), np.zeros(3, bool),
+                                 f"sdf:{p.name}")
     frame = next(iter(iter_extxyz(p)), None)
     if frame is None:
         raise ValueError(f"{str(p)!r} holds no structure")
-    return Structure(frame.numbers, frame.positions, frame.cell, frame.pbc, f"xyz:{p.name}")
+    return StartingStructure(frame.numbers, frame.positions, frame.cell, frame.pbc,
+                             f"xyz:{p.name}")
 
 
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """Uniformly random rotation matrix (QR of a Gaussian matrix, sign-fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
-def build_box(molecule: Structure, copies: int, *, density: float | None = None,
-              box_length: float | None = None, seed: int = 0) -> Structure:
+def build_box(molecule: StartingStructure, copies: int, *, density: float | None = None,
+              box_length: float | None = None, seed: int = 0) -> StartingStructure:
     """A cubic periodic box of ``copies`` randomly rotated copies of ``molecule``.
 
     Centres sit on the smallest simple-cubic, bcc or fcc lattice with at least ``copies`` sites
@@ -116,7 +105,7 @@ def build_box(molecule: Structure, copies: int, *, density: float | None = None,
 
     Parameters
     ----------
-    molecule : Structure
+    molecule : StartingStructure
         A non-periodic molecule.
     copies : int
         Number of molecules (>= 1).
@@ -161,8 +150,10 @@ def build_box(molecule: Structure, copies: int, *, density: float | None = None,
     frac = best[1]
     chosen = np.sort(rng.choice(len(frac), size=copies, replace=False))
     centred = molecule.positions - molecule.positions.mean(axis=0)
-    pos = [centred @ _random_rotation(rng).T + (frac[s] + 0.25 / np.cbrt(len(frac))) * length
-           for s in chosen]
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    rotations = rand_matrix(copies, generator=gen).numpy()
+    pos = [centred @ q.T + (frac[s] + 0.25 / np.cbrt(len(frac))) * length
+           for q, s in zip(rotations, chosen)]
     numbers = np.tile(molecule.numbers, copies)
-    return Structure(numbers, np.concatenate(pos), np.eye(3) * length, np.ones(3, bool),
+    return StartingStructure(numbers, np.concatenate(pos), np.eye(3) * length, np.ones(3, bool),
                      f"box:{copies}x{molecule.description}")

@@ -33,25 +33,66 @@ from torch import Tensor, nn
 
 from tensormol import keys as K
 from tensormol._validate import check_finite, check_tensor
+from tensormol.config import Section
+from tensormol.elements import MAX_ATOMIC_NUMBER as _MAX_Z
+from tensormol.elements import element_symbol
 
-__all__ = ["EnergyModel", "AtomicGraph", "CHEMICAL_SYMBOLS", "element_symbol"]
+__all__ = ["EnergyModel", "AtomicGraph", "EnergyModelConfig", "MODEL_DTYPES"]
 
-#: Chemical symbols indexed by atomic number (index 0 is a placeholder "X").
-CHEMICAL_SYMBOLS: tuple[str, ...] = tuple(
-    (
-        "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
-        "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm "
-        "Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U "
-        "Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og"
-    ).split()
-)
-
-_MAX_Z = len(CHEMICAL_SYMBOLS) - 1  # 118
+#: Dtypes a model's layers may have, by the name its config gives them.
+MODEL_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 
-def element_symbol(z: int) -> str:
-    """Chemical symbol of atomic number ``z`` (``"Z=<z>"`` outside 1..118)."""
-    return CHEMICAL_SYMBOLS[z] if 1 <= z <= _MAX_Z else f"Z={z}"
+class EnergyModelConfig(Section):
+    """Base of the hyperparameter classes of models (frozen dataclasses of :func:`option`
+    fields, with ``from_dict``/``to_dict`` from :class:`tensormol.config.Section`).
+
+    A subclass declares a ``dtype`` field with ``choices=tuple(MODEL_DTYPES)``; models read the
+    torch dtype from :attr:`torch_dtype` and build their config with :meth:`resolve`.
+    """
+
+    @classmethod
+    def resolve(cls, config: Any = None, params: Mapping[str, Any] | None = None,
+                where: str = "model") -> Any:
+        """The validated config from ``config`` (an instance, a mapping or ``None``) with the
+        entries of ``params`` overriding it; a ``torch.dtype`` is accepted for ``dtype``.
+
+        Raises
+        ------
+        ConfigError
+            For unknown keys (with a suggestion) or bad values.
+        TypeError
+            If ``config`` is neither an instance of ``cls``, a mapping nor ``None``.
+        """
+        if isinstance(config, cls):
+            raw = config.to_dict()
+        elif config is None:
+            raw = {}
+        elif isinstance(config, Mapping):
+            raw = dict(config)
+        else:
+            raise TypeError(
+                f"config must be a {cls.__name__} or a mapping, got {type(config).__name__}"
+            )
+        raw.update(params or {})
+        if isinstance(raw.get("dtype"), torch.dtype):
+            names = {v: k for k, v in MODEL_DTYPES.items()}
+            if raw["dtype"] not in names:
+                from tensormol.config import ConfigError
+                from tensormol.registry import suggest
+
+                raise ConfigError(
+                    f"config entry '{where}.dtype' must be one of {', '.join(MODEL_DTYPES)}, got "
+                    f"{raw['dtype']}"
+                    f"{suggest(str(raw['dtype']).replace('torch.', ''), list(MODEL_DTYPES))}"
+                )
+            raw["dtype"] = names[raw["dtype"]]
+        return cls.from_dict(raw, where)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The torch dtype of the layers (``MODEL_DTYPES[self.dtype]``)."""
+        return MODEL_DTYPES[self.dtype]  # type: ignore[attr-defined]
 
 
 class AtomicGraph(NamedTuple):
@@ -125,11 +166,6 @@ class EnergyModel(nn.Module):
     reference_energies: Tensor
     energy_scale: Tensor
     _species_lookup: Tensor
-
-    #: Whether the OpenMM PythonForce runs small non-periodic systems of this model through its
-    #: traced TorchScript graph (``graph="auto"``): measured per model, since tracing trades the
-    #: Python overhead of custom autograd Functions for the reference twins of every op.
-    trace_small_systems: bool = False
 
     def __init__(self, *, cutoff: float, atomic_numbers: Sequence[int]) -> None:
         super().__init__()

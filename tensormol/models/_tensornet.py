@@ -35,12 +35,11 @@ The implementation differs for speed: tensors are stored as their 1 + 3 + 5 irre
 components, radial functions are computed once per undirected pair, the atomic-number pair
 embedding is linear in each atom's embedding and is evaluated per atom, self-loops are node terms
 instead of edges, and the edge operations run fused over blocks of edges
-(:mod:`tensormol.models._tensornet_ops`).
+(:mod:`tensormol.models._tensornet_ops`, imported as ``fused``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -48,35 +47,20 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from tensormol.config import build_section, option
+from tensormol.config import option
 from tensormol.models import _irreducible as irr
-from tensormol.models import _tensornet_ops as ops
-from tensormol.models._base import AtomicGraph, EnergyModel
+from tensormol.models import _tensornet_ops as fused
+from tensormol.models._base import MODEL_DTYPES, AtomicGraph, EnergyModel, EnergyModelConfig
 from tensormol.models._pairs import undirected_pairs
-from tensormol.registry import MODELS, suggest
+from tensormol.nn import ACTIVATIONS, CosineCutoff, ExpNormalRBF, GaussianRBF
 
 __all__ = ["TensorNet", "TensorNetConfig", "build_tensornet"]
 
-
-class ShiftedSoftplus(nn.Module):
-    """``softplus(x) - log(2)`` (SchNet's activation; 0 at 0)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return nn.functional.softplus(x) - 0.6931471805599453
-
-
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "silu": nn.SiLU,
-    "ssp": ShiftedSoftplus,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
 _RBF_TYPES = ("expnorm", "gauss")
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
-class TensorNetConfig:
+class TensorNetConfig(EnergyModelConfig):
     """Hyperparameters of :class:`TensorNet` (TorchMD-Net's names where they mean the same)."""
 
     hidden_channels: int = option(128, doc="channels H of the tensor features", ge=1)
@@ -84,7 +68,7 @@ class TensorNetConfig:
     num_rbf: int = option(32, doc="radial basis functions", ge=1)
     rbf_type: str = option("expnorm", doc="radial basis", choices=_RBF_TYPES)
     trainable_rbf: bool = option(False, doc="train the radial basis centres and widths")
-    activation: str = option("silu", doc="activation", choices=tuple(_ACTIVATIONS))
+    activation: str = option("silu", doc="activation", choices=tuple(ACTIVATIONS))
     cutoff_lower: float = option(0.0, doc="lower cutoff (Å)", ge=0)
     cutoff_upper: float = option(4.5, doc="cutoff (Å): the model's interaction range", gt=0)
     max_z: int = option(128, doc="size of the atomic-number embedding table", ge=2)
@@ -92,7 +76,7 @@ class TensorNetConfig:
         "O(3)", doc="O(3): invariant under reflections; SO(3): rotations only",
         choices=("O(3)", "SO(3)"),
     )
-    dtype: str = option("float32", doc="dtype of the layers", choices=tuple(_DTYPES))
+    dtype: str = option("float32", doc="dtype of the layers", choices=tuple(MODEL_DTYPES))
     self_loops: bool = option(
         True, doc="each atom messages itself (as TorchMD-Net, whose neighbour list has i-i pairs)"
     )
@@ -103,14 +87,6 @@ class TensorNetConfig:
                 f"cutoff_lower ({self.cutoff_lower}) must be smaller than cutoff_upper "
                 f"({self.cutoff_upper})"
             )
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any] | None, where: str = "model") -> TensorNetConfig:
-        """Validate a mapping (from YAML); unknown keys raise ``ConfigError`` with a suggestion."""
-        return build_section(cls, raw, where)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _flush_tiny(x: Tensor) -> Tensor:
@@ -127,10 +103,15 @@ def _flush_tiny(x: Tensor) -> Tensor:
 class _Embedding(nn.Module):
     """Edge tensors from atomic-number pairs and radial filters, summed onto atoms."""
 
-    def __init__(self, cfg: TensorNetConfig, act: type[nn.Module], dtype: torch.dtype) -> None:
+    def __init__(self, cfg: TensorNetConfig, act: type[nn.Module], dtype: torch.dtype,
+                 num_species: int) -> None:
         super().__init__()
         h, r = cfg.hidden_channels, cfg.num_rbf
         self.hidden_channels = h
+        #: Sum the edge tensors per (atom, neighbour species) on an (R + 1)-wide basis and apply
+        #: the channel maps per atom, or form H-wide edge tensors: the first does less work when
+        #: K (R + 1) <= 2 H. Fixed at construction, from the model's species and widths.
+        self.sum_by_species = num_species * (r + 1) <= 2 * h
         self.distance_proj = nn.ModuleList(nn.Linear(r, h, dtype=dtype) for _ in range(3))
         self.emb = nn.Embedding(cfg.max_z, h, dtype=dtype)
         self.emb2 = nn.Linear(2 * h, h, dtype=dtype)
@@ -143,28 +124,25 @@ class _Embedding(nn.Module):
         )
         self.init_norm = nn.LayerNorm(h, dtype=dtype)
 
-    def forward(self, z: Tensor, species: Tensor, known_z: Tensor, g: _Graph,
-                by_species: bool | None = None) -> Tensor:
+    def forward(self, z: Tensor, species: Tensor, known_z: Tensor, g: _Graph) -> Tensor:
         """Embedded tensors (9, M, H) of atoms ``z`` (M,) with species indices ``species`` (M,)
         into ``known_z`` (K,) (the model's elements)."""
         h = self.hidden_channels
-        m, k, r = z.shape[0], known_z.shape[0], g.rbf.shape[1]
+        m = z.shape[0]
         w = torch.cat([p.weight for p in self.distance_proj])  # (3H, R)
         b = torch.cat([p.bias for p in self.distance_proj])  # (3H,)
         # W [z_i || z_j] + b = W_a z_i + (W_b z_j + b): two products per element, not per edge.
         ze = self.emb(known_z)
         za = nn.functional.linear(ze, self.emb2.weight[:, :h])  # (K, H)
         zb = nn.functional.linear(ze, self.emb2.weight[:, h:], self.emb2.bias)
-        if by_species is None:
-            by_species = k * (r + 1) <= 2 * h
-        if by_species:
+        if self.sum_by_species:
             x = self._sum_by_species(species, g, w, b, za, zb)
         else:
             radial = (nn.functional.linear(g.rbf, w, b) * g.cut[:, None]).view(-1, 3, h)
             zij = za.index_select(0, species.index_select(0, g.i)) + zb.index_select(
                 0, species.index_select(0, g.j))
             coef = radial.transpose(0, 1).index_select(1, g.pair) * zij  # (3, E, H)
-            x = ops.scatter_outer(coef, g.basis, g.i, m)  # (9, M, H)
+            x = fused.scatter_outer(coef, g.basis, g.i, m)  # (9, M, H)
         if g.rbf0 is not None:
             # Self-loop (r = 0, no direction): only the scalar part, f_I(e(0)) phi(0) Z_ii.
             f0 = nn.functional.linear(g.rbf0, w[:h], b[:h]) * g.cut0[:, None]
@@ -192,7 +170,7 @@ class _Embedding(nn.Module):
         r1 = _flush_tiny(torch.cat([g.rbf, torch.ones_like(g.cut)[:, None]], 1) * g.cut[:, None])
         c = r1.index_select(0, g.pair)  # (E, R + 1)
         dest = g.i * k + species.index_select(0, g.j)
-        q = ops.scatter_outer(c.unsqueeze(0).expand(3, -1, -1), g.basis, dest, m * k)
+        q = fused.scatter_outer(c.unsqueeze(0).expand(3, -1, -1), g.basis, dest, m * k)
         q = q.view(9, m, k, -1)  # (9, M, K, R + 1)
         wfull = torch.cat([w, b[:, None]], 1).view(3, h, -1)  # per part (H, R + 1)
         w9 = irr.expand_groups(wfull)  # (9, H, R + 1)
@@ -232,7 +210,7 @@ class _Interaction(nn.Module):
         lt = self.linears_tensor
         x = irr.normalize(x)
         y = irr.mix_channels(x, lt[0].weight, lt[1].weight, lt[2].weight)
-        msg = ops.message_passing(self.radial(g.rbf, g.cut), y, g.i, g.j, g.pair, y.shape[1])
+        msg = fused.message_passing(self.radial(g.rbf, g.cut), y, g.i, g.j, g.pair, y.shape[1])
         if g.rbf0 is not None:
             msg = torch.addcmul(msg, y, irr.expand_groups(self.radial(g.rbf0, g.cut0)))
         ym, mm = irr.to_matrix(y), irr.to_matrix(msg)
@@ -273,9 +251,6 @@ class TensorNet(EnergyModel):
         ``ConfigError`` suggesting the closest valid one.
     """
 
-    # Ethanol, 64 channels, one thread: energy+forces 7.6-8.2 ms traced vs 9.5-12.5 ms eager.
-    trace_small_systems = True
-
     def __init__(
         self,
         config: TensorNetConfig | Mapping[str, Any] | None = None,
@@ -283,7 +258,7 @@ class TensorNet(EnergyModel):
         atomic_numbers: Sequence[int],
         **params: Any,
     ) -> None:
-        cfg = _resolve_config(config, params)
+        cfg = TensorNetConfig.resolve(config, params)
         super().__init__(cutoff=cfg.cutoff_upper, atomic_numbers=atomic_numbers)
         too_big = [z for z in self.atomic_numbers if z >= cfg.max_z]
         if too_big:
@@ -292,10 +267,8 @@ class TensorNet(EnergyModel):
                 f"max_z must exceed the largest atomic number"
             )
         self.config = cfg
-        dtype = _DTYPES[cfg.dtype]
-        act = _ACTIVATIONS[cfg.activation]
-        from tensormol.nn import CosineCutoff, ExpNormalRBF, GaussianRBF
-
+        dtype = cfg.torch_dtype
+        act = ACTIVATIONS[cfg.activation]
         rbf_cls = ExpNormalRBF if cfg.rbf_type == "expnorm" else GaussianRBF
         self.distance_expansion = rbf_cls(
             cfg.num_rbf, cfg.cutoff_upper, cutoff_lower=cfg.cutoff_lower,
@@ -305,7 +278,7 @@ class TensorNet(EnergyModel):
         # (whatever cutoff_lower); the Gaussian basis has none.
         self.rbf_envelope = CosineCutoff(cfg.cutoff_upper) if cfg.rbf_type == "expnorm" else None
         self.cutoff_fn = CosineCutoff(cfg.cutoff_upper, cutoff_lower=cfg.cutoff_lower)
-        self.tensor_embedding = _Embedding(cfg, act, dtype)
+        self.tensor_embedding = _Embedding(cfg, act, dtype, self.num_species)
         self.layers = nn.ModuleList(_Interaction(cfg, act, dtype) for _ in range(cfg.num_layers))
         h = cfg.hidden_channels
         self.out_norm = nn.LayerNorm(3 * h, dtype=dtype)
@@ -319,8 +292,6 @@ class TensorNet(EnergyModel):
         nn.init.zeros_(self.output_network[0].bias)
         nn.init.xavier_uniform_(self.output_network[2].weight)
         nn.init.zeros_(self.output_network[2].bias)
-        #: Embedding edge sum by neighbour species (None: automatic; a switch for the tests).
-        self._species_embedding: bool | None = None
 
     def _radial_basis(self, r: Tensor) -> Tensor:
         rbf = self.distance_expansion(r)
@@ -343,8 +314,7 @@ class TensorNet(EnergyModel):
             i=graph.edge_index[0], j=graph.edge_index[1], pair=pair, basis=irr.edge_basis(u),
             rbf=self._radial_basis(r), cut=self.cutoff_fn(r), rbf0=rbf0, cut0=cut0,
         )
-        x = self.tensor_embedding(graph.atomic_numbers, graph.species, self.species, g,
-                                  self._species_embedding)
+        x = self.tensor_embedding(graph.atomic_numbers, graph.species, self.species, g)
         for layer in self.layers:
             x = layer(x, g)
         feats = irr.group_norms2(x).permute(1, 0, 2).flatten(1)  # (M, 3H): |I|², |A|², |S|²
@@ -359,31 +329,6 @@ class TensorNet(EnergyModel):
         )
 
 
-def _resolve_config(
-    config: TensorNetConfig | Mapping[str, Any] | None, params: Mapping[str, Any]
-) -> TensorNetConfig:
-    if isinstance(config, TensorNetConfig):
-        raw = config.to_dict()
-    elif config is None:
-        raw = {}
-    elif isinstance(config, Mapping):
-        raw = dict(config)
-    else:
-        raise TypeError(
-            f"config must be a TensorNetConfig or a mapping, got {type(config).__name__}"
-        )
-    raw.update(params)
-    if isinstance(raw.get("dtype"), torch.dtype):
-        names = {v: k for k, v in _DTYPES.items()}
-        if raw["dtype"] not in names:
-            raise ValueError(
-                f"dtype must be one of {', '.join(_DTYPES)}, got {raw['dtype']}"
-                f"{suggest(str(raw['dtype']).replace('torch.', ''), list(_DTYPES))}"
-            )
-        raw["dtype"] = names[raw["dtype"]]
-    return TensorNetConfig.from_dict(raw)
-
-
 def build_tensornet(
     config: TensorNetConfig | Mapping[str, Any] | None = None,
     /,
@@ -391,9 +336,7 @@ def build_tensornet(
     atomic_numbers: Sequence[int],
     **params: Any,
 ) -> TensorNet:
-    """Registry builder of ``"tensornet"``: ``MODELS.get("tensornet")(atomic_numbers=..., **p)``."""
+    """Builder of ``"tensornet"`` in :data:`tensormol.registry.MODELS` (with
+    :class:`TensorNetConfig`): ``MODELS.get("tensornet")(atomic_numbers=..., **params)``."""
     return TensorNet(config, atomic_numbers=atomic_numbers, **params)
 
-
-build_tensornet.config_class = TensorNetConfig  # type: ignore[attr-defined]
-MODELS.register("tensornet", build_tensornet)

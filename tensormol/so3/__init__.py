@@ -47,7 +47,7 @@ from ._rotation import (
     rand_o3,
     xyz_to_angles,
 )
-from ._sh import SphericalHarmonics, sh_irreps, spherical_harmonics
+from ._sh import SphericalHarmonics, degree_index, sh_irreps, spherical_harmonics
 from ._wigner import wigner_D, wigner_D_from_matrix
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "VOIGT_PAIRS",
     "clebsch_gordan",
     "decompose_rank2",
+    "degree_index",
     "elasticity_basis",
     "elasticity_to_irreps",
     "elasticity_to_mandel",

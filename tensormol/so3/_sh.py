@@ -51,7 +51,7 @@ import torch
 
 from ._irreps import Irreps
 
-__all__ = ["spherical_harmonics", "SphericalHarmonics", "sh_irreps"]
+__all__ = ["spherical_harmonics", "SphericalHarmonics", "sh_irreps", "degree_index"]
 
 _NORMALIZATIONS = ("integral", "component", "norm")
 # Same epsilon as torch.nn.functional.normalize (what e3nn uses), so zero vectors agree.
@@ -115,6 +115,21 @@ def _is_np_int(x: Any) -> bool:
 def sh_irreps(l: Any) -> Irreps:
     """Output irreps of ``spherical_harmonics(l, ...)``: ``[0, 1, 2]`` -> ``1x0e+1x1o+1x2e``."""
     return _parse_ls(l)[1]
+
+
+def degree_index(lmax: int) -> torch.Tensor:
+    """Degree ``l`` of each of the ``(lmax + 1)**2`` components of degrees ``0..lmax`` stacked in
+    order (``[0, 1, 1, 1, 2, ...]``): (``(lmax + 1)**2``,) int64, for per-degree weights.
+
+    Raises
+    ------
+    ValueError
+        If ``lmax`` is not an integer >= 0.
+    """
+    if isinstance(lmax, bool) or not isinstance(lmax, int) or lmax < 0:
+        raise ValueError(f"lmax must be an integer >= 0, got {lmax!r}")
+    degrees = torch.arange(lmax + 1)
+    return torch.repeat_interleave(degrees, 2 * degrees + 1)
 
 
 @functools.lru_cache(maxsize=64)

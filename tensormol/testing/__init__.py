@@ -5,14 +5,37 @@
 * :func:`assert_equivariant_finite`: the same oracle for explicit group elements and actions
   (permutations, O(n) matrices, graph automorphisms), with :func:`permutation_action` and
   :func:`matrix_action` for the common cases;
-* :func:`check_forces_fd`: forces against central finite differences of the energy (float64).
-
-The model contract suite lives in :mod:`tensormol.testing._contract`.
+* :func:`check_forces_fd` / :func:`finite_difference_forces`: forces against central finite
+  differences of the energy (float64);
+* the model contract: :func:`check_energy_model` runs every ``check_*`` on a model factory; the
+  generators (:func:`random_molecule`, :func:`random_periodic`, :func:`supercell`) produce
+  :class:`TorchStructure` objects that :func:`make_batch` turns into a model's batch.
 """
 
 from __future__ import annotations
 
-from ._contract import check_energy_model
+from ._contract import (
+    TorchStructure,
+    check_batching,
+    check_cutoff_smoothness,
+    check_dtypes,
+    check_energy_model,
+    check_equivariance,
+    check_force_jacobian,
+    check_forces_finite_difference,
+    check_input_validation,
+    check_isolated_atoms,
+    check_output_contract,
+    check_periodic_supercell,
+    check_permutation_equivariance,
+    check_reflection_sensitivity,
+    check_stress_finite_strain,
+    check_translation_invariance,
+    make_batch,
+    random_molecule,
+    random_periodic,
+    supercell,
+)
 from ._equivariance import (
     CARTESIAN_POINTS,
     assert_equivariant,
@@ -26,7 +49,7 @@ from ._equivariance import (
 from ._forces import check_forces_fd, finite_difference_forces
 
 __all__ = [
-    "check_energy_model",
+    # oracles
     "CARTESIAN_POINTS",
     "assert_equivariant",
     "assert_equivariant_finite",
@@ -37,4 +60,26 @@ __all__ = [
     "finite_equivariance_error",
     "matrix_action",
     "permutation_action",
+    # the model contract
+    "check_energy_model",
+    "check_output_contract",
+    "check_equivariance",
+    "check_reflection_sensitivity",
+    "check_translation_invariance",
+    "check_permutation_equivariance",
+    "check_forces_finite_difference",
+    "check_force_jacobian",
+    "check_batching",
+    "check_cutoff_smoothness",
+    "check_dtypes",
+    "check_isolated_atoms",
+    "check_periodic_supercell",
+    "check_stress_finite_strain",
+    "check_input_validation",
+    # structures for the checks
+    "TorchStructure",
+    "make_batch",
+    "random_molecule",
+    "random_periodic",
+    "supercell",
 ]

@@ -1,8 +1,10 @@
-"""Fixtures of the model tests: a slow reference TensorNet and a graph builder.
+"""Fixtures of the model tests: a slow reference TensorNet.
 
 The reference is an obviously correct TensorNet: full 3x3 matrices, one message per directed edge,
 self-loops as real (i, i) edges of length 0, straight from the equations. It reads the weights of a
-:class:`tensormol.models.TensorNet`, so the fast model can be compared with it number for number.
+:class:`tensormol.models.TensorNet` and is itself an :class:`EnergyModel` (the base class builds
+its graph, as for any model), so the fast model is compared with it number for number through the
+public ``forward``: energies, forces and the gradients of a force loss.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from tensormol import keys as K
 from tensormol.models import AtomicGraph, EnergyModel, TensorNet
-from tensormol.ops import edge_vectors, neighbor_list
 
 
 def _skew(u: Tensor) -> Tensor:
@@ -114,32 +114,19 @@ def reference_atomic_energies(model: TensorNet, graph: AtomicGraph) -> Tensor:
     return model.output_network(out).squeeze(-1)
 
 
-def build_graph(model: EnergyModel, batch: dict[str, Tensor], positions: Tensor) -> AtomicGraph:
-    """The graph :meth:`EnergyModel.forward` hands to ``atomic_energies`` (isolated reference
-    nodes appended), with edge vectors differentiable in ``positions``."""
-    cell = batch.get(K.CELL)
-    pbc = batch.get(K.PBC)
-    b = batch[K.BATCH]
-    if cell is None:
-        cell = torch.zeros(int(b.max()) + 1, 3, 3, dtype=torch.float64)
-        pbc = torch.zeros(cell.shape[0], 3, dtype=torch.bool)
-    ei, shifts = neighbor_list(positions.detach(), model.cutoff, cell=cell, pbc=pbc, batch=b)
-    vec = edge_vectors(positions, ei, shifts.to(torch.float64), cell, b)
-    z = batch[K.ATOMIC_NUMBERS]
-    species = model.species_index(z)
-    return AtomicGraph(
-        species=torch.cat([species, torch.arange(model.num_species)]),
-        atomic_numbers=torch.cat([z, model.species]),
-        edge_index=ei, edge_vectors=vec, edge_lengths=vec.norm(dim=-1), cell_shifts=shifts,
-        num_atoms=z.shape[0],
-    )
+class ReferenceTensorNet(EnergyModel):
+    """The slow twin of ``fast`` as a model: same elements, cutoff, statistics and weights (the
+    fast model is a submodule, so its parameters are shared, not copied)."""
+
+    def __init__(self, fast: TensorNet) -> None:
+        super().__init__(cutoff=fast.cutoff, atomic_numbers=fast.atomic_numbers)
+        self.fast = fast
+        self.set_energy_statistics(fast.reference_energies, scale=float(fast.energy_scale))
+
+    def atomic_energies(self, graph: AtomicGraph) -> Tensor:
+        return reference_atomic_energies(self.fast, graph)
 
 
 @pytest.fixture
-def reference_tensornet() -> Callable[[TensorNet, AtomicGraph], Tensor]:
-    return reference_atomic_energies
-
-
-@pytest.fixture
-def graph_builder() -> Callable[[EnergyModel, dict, Tensor], AtomicGraph]:
-    return build_graph
+def reference_tensornet() -> Callable[[TensorNet], EnergyModel]:
+    return ReferenceTensorNet

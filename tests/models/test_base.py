@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from tensormol import keys as K
-from tensormol.models import EnergyModel, TensorNet, element_symbol
+from tensormol.elements import element_symbol
+from tensormol.models import EnergyModel, TensorNet
 from tensormol.ops import neighbor_list
-from tensormol.testing._contract import make_batch, random_molecule, random_periodic
+from tensormol.testing import make_batch, random_molecule, random_periodic
 
 F64 = torch.float64
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from tensormol.config import ConfigError
-from tensormol.models._gaunt import GauntNet
+from tensormol.models import GauntNet
 from tensormol.registry import MODELS
-from tensormol.testing._contract import check_energy_model
+from tensormol.testing import check_energy_model
 
 
 def _factory(dtype: torch.dtype, **extra) -> GauntNet:

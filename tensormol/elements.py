@@ -1,14 +1,23 @@
-"""Chemical element symbols and atomic numbers, with clear errors for unknown ones.
+"""The periodic table: element symbols, atomic numbers and masses, with clear errors.
 
-A local table (not ASE's) so the core readers need no optional dependency.
+The one home of element data for the whole package (data readers, models' species checks, export
+metadata). A local symbol table, not ASE's, so the core needs no optional dependency; masses come
+from ASE's IUPAC table where they are needed (data generation).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SYMBOLS", "MAX_ATOMIC_NUMBER", "symbol_to_number", "number_to_symbol",
-           "check_atomic_numbers"]
+__all__ = [
+    "SYMBOLS",
+    "MAX_ATOMIC_NUMBER",
+    "symbol_to_number",
+    "number_to_symbol",
+    "element_symbol",
+    "check_atomic_numbers",
+    "atomic_masses",
+]
 
 #: Element symbols indexed by atomic number (index 0 is a placeholder for "no element").
 SYMBOLS: tuple[str, ...] = (
@@ -22,6 +31,7 @@ SYMBOLS: tuple[str, ...] = (
     "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh",
     "Fl", "Mc", "Lv", "Ts", "Og",
 )
+#: Largest known atomic number (118).
 MAX_ATOMIC_NUMBER = len(SYMBOLS) - 1
 _NUMBER = {s: z for z, s in enumerate(SYMBOLS) if z > 0}
 _NUMBER_LOWER = {s.lower(): z for s, z in _NUMBER.items()}
@@ -43,11 +53,17 @@ def symbol_to_number(symbol: str, where: str = "") -> int:
 
 
 def number_to_symbol(z: int) -> str:
-    """Element symbol of an atomic number in ``1..118``."""
+    """Element symbol of an atomic number in ``1..118``; raises ``ValueError`` otherwise."""
     z = int(z)
     if not 1 <= z <= MAX_ATOMIC_NUMBER:
         raise ValueError(f"unknown atomic number {z}; expected 1..{MAX_ATOMIC_NUMBER}")
     return SYMBOLS[z]
+
+
+def element_symbol(z: int) -> str:
+    """Symbol of atomic number ``z`` for messages: never raises (``"Z=<z>"`` outside 1..118)."""
+    z = int(z)
+    return SYMBOLS[z] if 1 <= z <= MAX_ATOMIC_NUMBER else f"Z={z}"
 
 
 def check_atomic_numbers(numbers: np.ndarray, where: str = "") -> np.ndarray:
@@ -66,3 +82,10 @@ def check_atomic_numbers(numbers: np.ndarray, where: str = "") -> np.ndarray:
             f"expected 1..{MAX_ATOMIC_NUMBER}"
         )
     return arr
+
+
+def atomic_masses(numbers: np.ndarray) -> np.ndarray:
+    """Standard atomic masses (amu) of ``numbers`` (n,) int: IUPAC values as tabulated by ASE."""
+    from ase.data import atomic_masses as table
+
+    return np.asarray(table, dtype=np.float64)[check_atomic_numbers(numbers)]
