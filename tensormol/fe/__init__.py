@@ -1,0 +1,26 @@
+"""Free energies with OpenMM: replica exchange, MBAR analysis, network estimates, results.
+
+The engine of ``tensormol fe``. States of a leg are dicts of OpenMM context global parameters;
+``ReplicaExchange`` samples them, ``analyze_leg`` turns the reduced potentials into ΔG with
+MBAR, ``network_estimate`` combines edges into per-ligand ΔG, ``write_results``/``report`` write
+and print the results, and ``run_tasks`` runs independent legs in parallel with Dask.
+"""
+
+from tensormol.fe._analysis import LegEstimate, analyze_leg, kT_to, mbar_estimate
+from tensormol.fe._sampler import (
+    ReplicaExchange,
+    SamplerSettings,
+    SamplingError,
+    SamplingResult,
+)
+
+__all__ = [
+    "LegEstimate",
+    "analyze_leg",
+    "kT_to",
+    "mbar_estimate",
+    "ReplicaExchange",
+    "SamplerSettings",
+    "SamplingError",
+    "SamplingResult",
+]
