@@ -277,17 +277,25 @@ def test_traced_and_eager_graphs_agree(tiny_bundle):
         TensorMolForceCallback(bundle, z, False, graph="compiled")
 
 
-def test_auto_graph_follows_the_model(tmp_path):
-    # Tracing is chosen per model where it was measured to help: TensorNet yes, GauntNet no.
+def test_auto_graph_follows_the_deployment_policy(tmp_path):
+    # Tracing is chosen in export's policy table, per model family, where it was measured to
+    # help: TensorNet yes, GauntNet no; model classes carry no deployment flag.
     from tensormol.export import load_bundle, save_bundle
-    from tensormol.models import GauntNet
+    from tensormol.export._policy import TRACED_MAX_ATOMS, choose_graph
+    from tensormol.models import GauntNet, TensorNet
 
+    assert not hasattr(GauntNet, "trace_small_systems")
+    assert not hasattr(TensorNet, "trace_small_systems")
+    assert choose_graph("tensornet", 9, False, "cpu").graph == "traced"
+    assert choose_graph("tensornet", TRACED_MAX_ATOMS + 1, False, "cpu").graph == "eager"
+    assert choose_graph("tensornet", 9, True, "cpu").graph == "eager"
+    assert "not measured" in choose_graph("mymodel", 9, False, "cpu").reason
     torch.manual_seed(0)
     model = GauntNet(atomic_numbers=[1, 6, 8], hidden_channels=4, lmax=2, correlation=2,
                      num_layers=1, dtype="float64").eval()
     save_bundle(model, tmp_path / "gaunt.tmol", name="gauntnet")
     cb = TensorMolForceCallback(load_bundle(tmp_path / "gaunt.tmol"), [6, 1, 8], False)
-    assert not cb.uses_traced_graph
+    assert not cb.uses_traced_graph and "measured slower traced" in cb.route.reason
     forced = TensorMolForceCallback(load_bundle(tmp_path / "gaunt.tmol"), [6, 1, 8], False,
                                     graph="traced")
     pos = np.array([[0.0, 0.0, 0.0], [0.11, 0.0, 0.0], [0.0, 0.13, 0.0]])
@@ -295,3 +303,117 @@ def test_auto_graph_follows_the_model(tmp_path):
     e_b, f_b = forced.evaluate(pos, None)
     assert e_a == pytest.approx(e_b, rel=1e-12)
     np.testing.assert_allclose(f_a, f_b, rtol=1e-9, atol=1e-9)
+
+
+def _ethanol():
+    from ase.build import molecule
+
+    return molecule("CH3CH2OH")
+
+
+@pytest.mark.parametrize("graph", ["traced", "eager"])
+def test_overlapping_atoms_give_the_same_error_on_both_graphs(tiny_bundle, graph):
+    from tensormol.export import GeometryError, load_bundle
+
+    a = _ethanol()
+    pos = a.get_positions()
+    pos[4] = pos[3]
+    cb = TensorMolForceCallback(load_bundle(tiny_bundle), a.get_atomic_numbers(), False,
+                                graph=graph)
+    with pytest.raises(GeometryError, match=r"^unphysical geometry \(overlap\): atoms 3 and 4 "
+                                            r"\(0-based indices\) are 0\.0e\+00 Å apart") as err:
+        cb.evaluate(pos * ANGSTROM_TO_NM, None)
+    assert err.value.atoms == (3, 4) and err.value.kind == "overlap"
+    # Through OpenMM the message survives as an OpenMMException (one line, no traceback) and is
+    # recognised again; an MD driver adds the step.
+    system = _potential(tiny_bundle).createSystem(_topology(a.get_chemical_symbols()),
+                                                  graph=graph)
+    with pytest.raises(openmm.OpenMMException) as mm_err:
+        _openmm_eval(system, pos)
+    assert "\n" not in str(mm_err.value).strip()
+    geo = GeometryError.from_exception(mm_err.value)
+    assert geo is not None and geo.kind == "overlap"
+    assert str(geo.at_step(120)).startswith("unphysical geometry (overlap) at step 120: atoms 3")
+
+
+def test_traced_module_refuses_overlaps_inside_the_graph(tiny_bundle):
+    # The TorchForce route has no Python around the graph: the check is scripted into it
+    # (before: NaN energies).
+    from tensormol.export import load_bundle
+    from tensormol.export._torchforce import torchscript_module
+
+    a = _ethanol()
+    module = torchscript_module(load_bundle(tiny_bundle).build_model(),
+                                a.get_atomic_numbers().tolist(), False)
+    pos = torch.tensor(a.get_positions() * ANGSTROM_TO_NM)
+    assert torch.isfinite(module(pos))
+    pos[4] = pos[3]
+    with pytest.raises(torch.jit.Error, match=r"overlap\): atoms 3 and 4 \(0-based indices\)"):
+        module(pos)
+
+
+@pytest.mark.parametrize("graph", ["traced", "eager"])
+def test_exploded_molecule_same_answer_and_fell_apart_error(tiny_bundle, graph):
+    from tensormol.export import GeometryError, load_bundle
+
+    a = _ethanol()
+    z, pos = a.get_atomic_numbers(), a.get_positions()
+    bundle = load_bundle(tiny_bundle)
+    # No pair inside the cutoff (before: `max(): Expected reduction dim` on the traced graph):
+    # every atom is isolated, so the energy is the sum of the reference energies (tiny model:
+    # -1.5 Z eV) and the forces vanish, on both graphs.
+    free = TensorMolForceCallback(bundle, z, False, graph=graph, check_connectivity=False)
+    e, f = free.evaluate(pos * 10.0 * ANGSTROM_TO_NM, None)
+    assert e == pytest.approx(sum(-1.5 * int(k) for k in z) * EV_TO_KJ_PER_MOL, rel=1e-12)
+    assert np.abs(f).max() == 0.0
+    # During a run, a molecule falling apart is reported relative to its first configuration.
+    cb = TensorMolForceCallback(bundle, z, False, graph=graph)
+    cb.evaluate(pos * ANGSTROM_TO_NM, None)
+    moved = pos.copy()
+    moved[[5, 6, 7, 8]] += 20.0  # C2's hydrogens, O and its hydrogen leave
+    with pytest.raises(GeometryError, match=r"fell apart\): atom\(s\) 5, 6, 7, 8 \(0-based "
+                                            r"indices\) moved farther than the model's cutoff"):
+        cb.evaluate(moved * ANGSTROM_TO_NM, None)
+    # Stretching within the cutoff is not falling apart.
+    stretched = pos.copy()
+    stretched[8] += (stretched[8] - stretched[2]) * 0.8
+    cb.evaluate(stretched * ANGSTROM_TO_NM, None)
+
+
+def test_separate_molecules_from_the_start_are_not_reported(tiny_bundle):
+    from tensormol.export import load_bundle
+
+    a = _ethanol()
+    z = np.concatenate([a.get_atomic_numbers()] * 2)
+    pos = np.concatenate([a.get_positions(), a.get_positions() + 30.0])
+    cb = TensorMolForceCallback(load_bundle(tiny_bundle), z, False, graph="eager")
+    for shift in (0.0, 5.0, 50.0):
+        p = pos.copy()
+        p[9:] += shift
+        cb.evaluate(p * ANGSTROM_TO_NM, None)
+
+
+def test_option_typos_are_refused_with_a_suggestion(tiny_bundle, caplog):
+    import logging
+
+    from openmmml import MLPotential
+
+    register_openmm_plugin()
+    with pytest.raises(TypeError, match=r"unknown keyword argument 'backnd' \(did you mean "
+                                        r"'backend'\?\)"):
+        MLPotential("tensormol", bundle=str(tiny_bundle), backnd="torch")
+    top = _topology(_ethanol().get_chemical_symbols())
+    with pytest.raises(TypeError, match=r"'thraeds' \(did you mean 'threads'\?\)"):
+        _potential(tiny_bundle).createSystem(top, thraeds=1)
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        _potential(tiny_bundle).createSystem(top, threads=0)
+    # The thread setting reaches the force, is scoped to each call, and is logged with the route.
+    system = _potential(tiny_bundle).createSystem(top, threads=1)
+    before = torch.get_num_threads()
+    with caplog.at_level(logging.INFO, logger="tensormol.export"):
+        _openmm_eval(system, _ethanol().get_positions())
+    assert torch.get_num_threads() == before
+    lines = [r.getMessage() for r in caplog.records if r.name == "tensormol.export"]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("route: traced graph, because tensornet, 9 atoms <= 200")
+    assert "threads (md): torch 1" in lines[0] and "[as requested]" in lines[0]
