@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib
 import io
 import json
 import os
@@ -93,7 +92,7 @@ def bundle_checksum(name: str, params: Mapping[str, Any], state_dict: Mapping[st
 
 
 def _symbol(z: int) -> str:
-    from tensormol.models._base import element_symbol
+    from tensormol.elements import element_symbol
 
     return element_symbol(int(z))
 
@@ -102,8 +101,6 @@ def build_model(name: str, params: Mapping[str, Any]) -> torch.nn.Module:
     """Build a registered model ``name`` from its builder arguments ``params``."""
     from tensormol.registry import MODELS
 
-    # The zoo registers its models when imported.
-    importlib.import_module("tensormol.models")
     builder = MODELS.get(name)
     return builder(**dict(params))
 
@@ -302,7 +299,6 @@ def save_bundle(model: torch.nn.Module, path: str | os.PathLike, *, name: str,
     """
     from tensormol.registry import MODELS
 
-    importlib.import_module("tensormol.models")
     MODELS.get(name)  # unknown names fail here, listing the valid ones
     species = getattr(model, "atomic_numbers", None)
     cutoff = getattr(model, "cutoff", None)
