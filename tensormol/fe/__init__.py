@@ -7,6 +7,7 @@ and print the results, and ``run_tasks`` runs independent legs in parallel with 
 """
 
 from tensormol.fe._analysis import LegEstimate, analyze_leg, kT_to, mbar_estimate
+from tensormol.fe._network import NetworkEstimate, network_estimate
 from tensormol.fe._sampler import (
     ReplicaExchange,
     SamplerSettings,
@@ -19,6 +20,8 @@ __all__ = [
     "analyze_leg",
     "kT_to",
     "mbar_estimate",
+    "NetworkEstimate",
+    "network_estimate",
     "ReplicaExchange",
     "SamplerSettings",
     "SamplingError",

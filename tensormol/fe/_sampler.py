@@ -310,13 +310,13 @@ def _as_nm_array(x: Any, name: str, shape: tuple[int | None, ...]) -> np.ndarray
 
 
 def _resolve_threads(threads: int | None) -> int | None:
+    """CPU platform threads: as given, else the cores this process may run on (its affinity,
+    which a job scheduler or a Dask worker may restrict; OpenMM's default counts every core)."""
     if threads is not None:
         return threads
-    try:
-        from tensormol._threads import resolve_threads  # type: ignore[attr-defined]
-    except ImportError:
-        return None  # OpenMM's own default (its CPU platform uses every core)
-    return int(resolve_threads(None))
+    from tensormol._threads import available_cores
+
+    return available_cores()
 
 
 # ---------------------------------------------------------------------------------- the sampler
