@@ -24,6 +24,7 @@ from ._groups import (
 )
 from ._layers import EquivariantLinear
 from ._matrices import diagram_matrix, levi_civita_tensor, symplectic_form
+from ._products import diagram_scale, transpose_diagram
 
 __all__ = [
     "GROUP_KINDS",
@@ -33,6 +34,7 @@ __all__ = [
     "brauer_diagrams",
     "compose",
     "diagram_matrix",
+    "diagram_scale",
     "diagrams",
     "levi_civita_diagrams",
     "levi_civita_tensor",
@@ -43,4 +45,5 @@ __all__ = [
     "spanning_set",
     "symplectic_form",
     "tensor_power_action",
+    "transpose_diagram",
 ]

@@ -30,7 +30,10 @@ from torch import nn
 from ._diagrams import Diagram
 from ._matrices import levi_civita_tensor, symplectic_form
 
-__all__ = ["DiagramProduct", "DenseProduct", "OrbitProduct", "diagram_scale", "orbit_scales"]
+__all__ = [
+    "DiagramProduct", "DenseProduct", "OrbitProduct", "diagram_scale", "orbit_scales",
+    "transpose_diagram",
+]
 
 _Z, _C, _O = "Z", "C", "O"  # batch, input channel, output channel
 _LETTERS = [c for c in string.ascii_letters if c not in (_Z, _C, _O)]

@@ -29,7 +29,7 @@ from ._cartesian import (
     symmetrize_elasticity,
     vector_to_irreps,
 )
-from ._cg import clebsch_gordan, real_basis_in_complex, wigner_3j
+from ._cg import clebsch_gordan, complex_clebsch_gordan, real_basis_in_complex, wigner_3j
 from ._gaunt import gaunt, gaunt_allowed, gaunt_coefficients, gaunt_table, gaunt_tensor
 from ._irreps import Irrep, Irreps, MulIr
 from ._rotation import (
@@ -47,8 +47,14 @@ from ._rotation import (
     rand_o3,
     xyz_to_angles,
 )
-from ._sh import SphericalHarmonics, degree_index, sh_irreps, spherical_harmonics
-from ._wigner import wigner_D, wigner_D_from_matrix
+from ._sh import (
+    SphericalHarmonics,
+    degree_index,
+    sh_irreps,
+    spherical_harmonics,
+    spherical_harmonics_reference,
+)
+from ._wigner import wigner_D, wigner_D_from_matrix, wigner_D_reference
 
 __all__ = [
     "ELASTICITY_IRREPS",
@@ -57,6 +63,7 @@ __all__ = [
     "VECTOR_IRREPS",
     "VOIGT_PAIRS",
     "clebsch_gordan",
+    "complex_clebsch_gordan",
     "decompose_rank2",
     "degree_index",
     "elasticity_basis",
@@ -99,7 +106,9 @@ __all__ = [
     "rand_o3",
     "sh_irreps",
     "spherical_harmonics",
+    "spherical_harmonics_reference",
     "wigner_D",
     "wigner_D_from_matrix",
+    "wigner_D_reference",
     "xyz_to_angles",
 ]

@@ -24,7 +24,7 @@ import torch
 
 from tensormol._validate import check_int_ge
 
-__all__ = ["wigner_3j", "clebsch_gordan", "real_basis_in_complex"]
+__all__ = ["wigner_3j", "clebsch_gordan", "complex_clebsch_gordan", "real_basis_in_complex"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -56,7 +56,7 @@ def _check_triangle(l1: int, l2: int, l3: int) -> None:
 
 
 @functools.cache
-def _complex_cg(l1: int, l2: int, l3: int) -> torch.Tensor:
+def complex_clebsch_gordan(l1: int, l2: int, l3: int) -> torch.Tensor:
     """Complex CG tensor ``C[l1+m1, l2+m2, l3+m3]`` (float64, Condon-Shortley phases).
 
     Racah's formula, ``CG = sqrt(A) * sum_k (-1)^k / [k! (a-k)! (b-k)! (c-k)! (d+k)! (e+k)!]``
@@ -142,7 +142,7 @@ def real_basis_in_complex(l: int, dtype: torch.dtype = torch.complex128,
 @functools.cache
 def _wigner_3j_f64(l1: int, l2: int, l3: int) -> torch.Tensor:
     b1, b2, b3 = _real_basis(l1), _real_basis(l2), _real_basis(l3)
-    c = _complex_cg(l1, l2, l3).to(torch.complex128)
+    c = complex_clebsch_gordan(l1, l2, l3).to(torch.complex128)
     # one index at a time: three small contractions instead of one 4-operand einsum
     c = torch.einsum("ia,ijk->ajk", b1, c)
     c = torch.einsum("jb,ajk->abk", b2, c)

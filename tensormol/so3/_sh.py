@@ -36,7 +36,7 @@ its backward uses ``d Y^l / d v_k = G_k^l Y^{l-1}`` (each column of ``G`` has at
 nonzeros: one sparse matrix product), written with differentiable ops on the saved output, so
 double backward (forces in training) works. Coefficients and derivative tables are built once per
 ``(lmax, normalization, dtype, device)`` and cached. Slow twins for tests:
-:func:`_spherical_harmonics_reference` (closed form) and :func:`_sh_rows_autograd` (the same
+:func:`spherical_harmonics_reference` (closed form) and :func:`_sh_rows_autograd` (the same
 recurrence in plain autograd ops).
 """
 
@@ -51,7 +51,10 @@ import torch
 
 from ._irreps import Irreps
 
-__all__ = ["spherical_harmonics", "SphericalHarmonics", "sh_irreps", "degree_index"]
+__all__ = [
+    "spherical_harmonics", "SphericalHarmonics", "sh_irreps", "degree_index",
+    "spherical_harmonics_reference",
+]
 
 _NORMALIZATIONS = ("integral", "component", "norm")
 # Same epsilon as torch.nn.functional.normalize (what e3nn uses), so zero vectors agree.
@@ -553,7 +556,7 @@ class SphericalHarmonics(torch.nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Slow, obviously-correct twin: the closed-form Cartesian expression, term by term.
 # ---------------------------------------------------------------------------------------------
-def _spherical_harmonics_reference(ls: Sequence[int], x: torch.Tensor, normalize: bool = True,
+def spherical_harmonics_reference(ls: Sequence[int], x: torch.Tensor, normalize: bool = True,
                                    normalization: str = "integral") -> torch.Tensor:
     r"""Reference implementation (Python loops over l, m and the closed-form sum over k).
 

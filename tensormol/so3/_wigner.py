@@ -11,7 +11,7 @@ with the pseudo-inverse ``Y^l(X)^+`` precomputed once per ``lmax`` in float64 an
 ``(lmax, dtype, device)``. This is a polynomial in the entries of ``R``: exact to rounding,
 batched, differentiable everywhere (no Euler-angle gimbal lock) and costs one batch of harmonics
 plus one small matmul per degree. ``D^0 = 1`` and ``D^1 = R`` (e3nn's ``l = 1`` basis is
-``(x, y, z)``) are special-cased. The slow twin :func:`_wigner_D_expm` builds ``D`` from Lie
+``(x, y, z)``) are special-cased. The slow twin :func:`wigner_D_reference` builds ``D`` from Lie
 algebra generators obtained by differentiating the harmonics; tests check that they agree.
 """
 
@@ -28,7 +28,7 @@ from .._validate import check_int_ge
 from ._rotation import _check_orthogonal, _check_rotation, angles_to_matrix
 from ._sh import _sh_all, _sh_all_rows
 
-__all__ = ["wigner_D", "wigner_D_from_matrix"]
+__all__ = ["wigner_D", "wigner_D_from_matrix", "wigner_D_reference"]
 
 
 def _fibonacci_sphere(K: int) -> torch.Tensor:
@@ -183,7 +183,7 @@ def _generators(l: int) -> dict[str, torch.Tensor]:  # noqa: E741
     return out
 
 
-def _wigner_D_expm(l: int, alpha: torch.Tensor, beta: torch.Tensor,  # noqa: E741
+def wigner_D_reference(l: int, alpha: torch.Tensor, beta: torch.Tensor,  # noqa: E741
                    gamma: torch.Tensor) -> torch.Tensor:
     """Reference ``D^l(alpha, beta, gamma) = exp(alpha G_y) exp(beta G_x) exp(gamma G_y)``."""
     G = _generators(l)

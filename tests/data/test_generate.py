@@ -30,7 +30,7 @@ from tensormol.data import (
     read_dataset,
     structure_from_file,
 )
-from tensormol.data._structures import atomic_masses
+from tensormol.elements import atomic_masses
 
 pytest.importorskip("tblite")
 pytest.importorskip("rdkit")

@@ -14,12 +14,13 @@ from tensormol.groups import (
     brauer_diagrams,
     compose,
     diagram_matrix,
+    diagram_scale,
     levi_civita_diagrams,
     levi_civita_tensor,
     set_partition_diagrams,
     symplectic_form,
+    transpose_diagram,
 )
-from tensormol.groups._products import diagram_scale
 
 BELL = [1, 1, 2, 5, 15, 52, 203, 877]
 
@@ -214,7 +215,6 @@ def test_diagram_scale_is_root_of_rows_over_frobenius(form):
 
 
 def test_transpose_diagram_gives_the_transposed_matrix():
-    from tensormol.groups._products import transpose_diagram
 
     cases = [(d, "orthogonal", 3) for d in set_partition_diagrams(1, 3)]
     cases += [(d, "symplectic", 4) for d in brauer_diagrams(3, 1)]

@@ -13,7 +13,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from tensormol.so3._cartesian import (
+from tensormol.so3 import (
     ELASTICITY_IRREPS,
     MANDEL_IRREPS,
     RANK2_IRREPS,
@@ -30,6 +30,7 @@ from tensormol.so3._cartesian import (
     mandel_rotation,
     mandel_to_elasticity,
     mandel_to_irreps,
+    rand_matrix,
     rank2_basis,
     rank2_to_irreps,
     symmetrize_elasticity,
@@ -74,11 +75,9 @@ def _irreps_d(irreps: str, R: torch.Tensor) -> torch.Tensor:
 
 
 def _random_rotation(gen: torch.Generator, proper: bool = True) -> torch.Tensor:
-    q, r = torch.linalg.qr(torch.randn(3, 3, dtype=F64, generator=gen))
-    q = q * torch.sign(torch.diagonal(r))
-    if (torch.det(q) < 0) == proper:
-        q = -q
-    return q
+    """A Haar-random rotation, times the inversion when not ``proper``."""
+    R = rand_matrix(generator=gen)
+    return R if proper else -R
 
 
 def _rotate4(R: torch.Tensor, C: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,13 @@ import pytest
 import torch
 from e3nn import o3
 
-from tensormol.so3._cg import _complex_cg, clebsch_gordan, real_basis_in_complex, wigner_3j
+from tensormol.so3 import (
+    clebsch_gordan,
+    complex_clebsch_gordan,
+    rand_matrix,
+    real_basis_in_complex,
+    wigner_3j,
+)
 
 F64 = torch.float64
 
@@ -30,14 +36,6 @@ def _sphere_quadrature(n_theta: int = 12, n_phi: int = 25) -> tuple[torch.Tensor
                        ct[:, None].expand(-1, n_phi)], dim=-1).reshape(-1, 3)
     weights = (torch.tensor(w, dtype=F64)[:, None] * (2 * math.pi / n_phi)).expand(-1, n_phi)
     return pts, weights.reshape(-1)
-
-
-def _random_rotation(gen: torch.Generator) -> torch.Tensor:
-    q, r = torch.linalg.qr(torch.randn(3, 3, dtype=F64, generator=gen))
-    q = q * torch.sign(torch.diagonal(r))
-    if torch.det(q) < 0:
-        q = -q
-    return q
 
 
 def _wigner_d_quadrature(l: int, R: torch.Tensor) -> torch.Tensor:
@@ -106,7 +104,7 @@ def test_complex_cg_against_sympy():
     from sympy.physics.wigner import clebsch_gordan as sympy_cg
 
     for l1, l2, l3 in [(1, 1, 1), (2, 1, 2), (2, 2, 3), (3, 2, 4), (4, 3, 2)]:
-        ours = _complex_cg(l1, l2, l3)
+        ours = complex_clebsch_gordan(l1, l2, l3)
         for m1 in range(-l1, l1 + 1):
             for m2 in range(-l2, l2 + 1):
                 m3 = m1 + m2
@@ -132,7 +130,7 @@ def test_real_basis_is_unitary_and_gives_real_wigner_matrices():
 
 
 def test_quadrature_wigner_reference_is_sound(generator):
-    R = _random_rotation(generator)
+    R = rand_matrix(generator=generator)
     d1 = _wigner_d_quadrature(1, R)
     assert float((d1 - R).abs().max()) <= 1e-13  # e3nn's 1o basis is (x, y, z)
     for l in range(7):
@@ -143,7 +141,7 @@ def test_quadrature_wigner_reference_is_sound(generator):
 
 
 def test_equivariance_float64_and_float32(generator):
-    rotations = [_random_rotation(generator) for _ in range(2)]
+    rotations = [rand_matrix(generator=generator) for _ in range(2)]
     ds = [{l: _wigner_d_quadrature(l, R) for l in range(5)} for R in rotations]
     worst64 = worst32 = 0.0
     for l1, l2, l3 in _triples(4):
@@ -161,7 +159,7 @@ def test_equivariance_float64_and_float32(generator):
 
 @pytest.mark.parametrize("ls", [(10, 10, 10), (10, 6, 7), (8, 9, 3)])
 def test_equivariance_high_l(generator, ls):
-    R = _random_rotation(generator)
+    R = rand_matrix(generator=generator)
     c = wigner_3j(*ls)
     d = [_wigner_d_quadrature(l, R) for l in ls]
     rot = torch.einsum("ai,bj,ck,ijk->abc", d[0], d[1], d[2], c)
@@ -198,7 +196,7 @@ def test_equivariance_with_tensormol_wigner_d(generator):
     # the same check against tensormol's own Wigner matrices (public API of tensormol.so3)
     from tensormol.so3 import wigner_D_from_matrix
 
-    R = _random_rotation(generator)
+    R = rand_matrix(generator=generator)
     d = {l: wigner_D_from_matrix(l, R) for l in range(11)}
     for l in range(7):
         assert float((d[l] - _wigner_d_quadrature(l, R)).abs().max()) <= 1e-12

@@ -10,7 +10,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from tensormol.so3._gaunt import (
+from tensormol.so3 import (
     gaunt,
     gaunt_allowed,
     gaunt_coefficients,
