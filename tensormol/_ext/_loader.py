@@ -1,7 +1,9 @@
-"""Compile-on-demand loader for ``cuda_ext/`` with a once-per-process capability probe."""
+"""Compile-on-demand loader for the C++/CUDA sources shipped in ``tensormol/_ext/csrc/``, with a
+once-per-process capability probe."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["ExtensionStatus", "ext_status", "load_extension", "sources_dir"]
+__all__ = ["ExtensionStatus", "ExtensionUnavailableError", "build_prerequisites", "ext_status",
+           "load_extension", "require_extension", "sources_dir"]
 
 _log = logging.getLogger("tensormol.ext")
 _EXT_NAME = "tensormol_ext"
@@ -57,9 +60,11 @@ class _Loader:
     def _build(verbose: bool) -> ExtensionStatus:
         src = sources_dir()
         if src is None:
-            return ExtensionStatus(False, False, "sources not found (set TENSORMOL_EXT_SOURCES)")
-        if shutil.which("ninja") is None and not _ninja_in_python():
-            return ExtensionStatus(False, False, "ninja is not installed (pip install ninja)")
+            return ExtensionStatus(False, False, "C++ sources not found (tensormol/_ext/csrc is "
+                                   "missing from this install; set TENSORMOL_EXT_SOURCES)")
+        missing = build_prerequisites()
+        if missing is not None:
+            return ExtensionStatus(False, False, missing)
         from torch.utils import cpp_extension
 
         with_cuda = torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
@@ -83,6 +88,24 @@ class _Loader:
         return ExtensionStatus(True, bool(module.has_cuda()), f"loaded from {module.__file__}")
 
 
+@functools.cache
+def build_prerequisites() -> str | None:
+    """Why the extension cannot be compiled here (no C++ compiler, no ninja), or None.
+
+    Probed once per process: the compiler is the one torch's JIT builder runs
+    (``torch.utils.cpp_extension.get_cxx_compiler()``: ``$CXX``, else ``c++``), looked up on
+    ``PATH``.
+    """
+    from torch.utils.cpp_extension import get_cxx_compiler
+
+    cxx = get_cxx_compiler()
+    if shutil.which(cxx.split()[0] if cxx.strip() else "c++") is None:
+        return f"no C++ compiler: {cxx!r} is not on PATH (install one, or set CXX)"
+    if shutil.which("ninja") is None and not _ninja_in_python():
+        return "ninja is not installed (pip install ninja)"
+    return None
+
+
 def _ninja_in_python() -> bool:
     try:
         import ninja  # noqa: F401
@@ -98,7 +121,7 @@ def sources_dir() -> Path | None:
     """Directory holding the C++/CUDA sources, or None when they are not shipped."""
     env = os.environ.get("TENSORMOL_EXT_SOURCES")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "cuda_ext")
+    candidates.append(Path(__file__).resolve().parent / "csrc")  # shipped as package data
     for c in candidates:
         if (c / _CPU_SOURCES[0]).is_file():
             return c
@@ -117,3 +140,29 @@ def load_extension(verbose: bool = False) -> ExtensionStatus:
 def ext_status() -> ExtensionStatus:
     """Status without triggering a build."""
     return _LOADER.status
+
+
+class ExtensionUnavailableError(RuntimeError):
+    """The compiled extension was required (by an option) but cannot be loaded here."""
+
+
+def require_extension(option: str) -> ExtensionStatus:
+    """Load the extension for ``option`` (the setting that asks for it) or fail clearly.
+
+    Parameters
+    ----------
+    option : str
+        Name of the setting, e.g. ``"training.compiled_ops"``, quoted in the error.
+
+    Raises
+    ------
+    ExtensionUnavailableError
+        With the reason (no compiler, no ninja, failed build, sources missing).
+    """
+    status = load_extension()
+    if not status.loaded:
+        raise ExtensionUnavailableError(
+            f"{option} is set but tensormol's compiled extension is unavailable: "
+            f"{status.reason}. Fix that or unset {option} (the torch routes compute the same, "
+            f"slower).")
+    return status

@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
-from ._loader import ext_status, load_extension
+from ._backends import Kernel, extension_backend, extension_key
+from ._loader import ext_status
 
-__all__ = ["segment_sum_csr", "resolve_backend"]
-
-_log = logging.getLogger("tensormol.ext")
-_LOGGED: set[tuple[str, str]] = set()
-_VALID = ("auto", "torch", "cpp")
-
-
-def resolve_backend(op: str, backend: str) -> str:
-    """Map ``backend`` ("auto" | "torch" | "cpp") to the one that runs, logging the choice once.
-
-    "auto" takes the compiled op only when the extension is already loaded (building it takes a
-    minute, so it is never started implicitly); "cpp" loads it and fails loudly if it cannot.
-    """
-    if backend not in _VALID:
-        raise ValueError(f"backend must be one of {', '.join(_VALID)}, got {backend!r}")
-    if backend == "cpp":
-        status = load_extension()
-        if not status.loaded:
-            raise RuntimeError(f"backend='cpp' requested for {op}, but the compiled extension "
-                               f"is unavailable: {status.reason}. Use backend='torch' or 'auto'.")
-        chosen = "cpp"
-    elif backend == "auto":
-        chosen = "cpp" if ext_status().loaded else "torch"
-    else:
-        chosen = "torch"
-    if (op, chosen) not in _LOGGED:
-        _LOGGED.add((op, chosen))
-        _log.info("tensormol op %s uses backend %r", op, chosen)
-    return chosen
-
+__all__ = ["segment_sum_csr", "SEGMENT_SUM_CSR"]
 
 class _SegmentSumCSR(torch.autograd.Function):
     """Compiled forward; backward is a gather written in torch ops, so it is itself
@@ -88,8 +58,24 @@ def segment_sum_csr(src: torch.Tensor, ptr: torch.Tensor, backend: str = "auto")
                          f"shape {tuple(ptr.shape)}")
     if int(ptr[0]) != 0 or int(ptr[-1]) != src.shape[0] or bool((ptr.diff() < 0).any()):
         raise ValueError("ptr must start at 0, end at src.shape[0] and never decrease")
-    if resolve_backend("segment_sum", backend) == "torch":
-        return _segment_sum_torch(src, ptr)
+    chosen = SEGMENT_SUM_CSR.select(SEGMENT_SUM_CSR.resolve_cached(
+        backend, extension_key(src.device)), src.device, src.dtype)
+    return chosen.fn(src, ptr)
+
+
+def _segment_sum_cpp(src: torch.Tensor, ptr: torch.Tensor) -> torch.Tensor:
     flat = src.reshape(src.shape[0], -1)
     out = _SegmentSumCSR.apply(flat, ptr)
     return out.reshape((ptr.numel() - 1,) + tuple(src.shape[1:]))
+
+
+def _cpp_supports(device: torch.device, dtype: torch.dtype) -> bool:
+    return dtype.is_floating_point and (device.type == "cpu"
+                                        or (device.type == "cuda" and ext_status().cuda))
+
+
+SEGMENT_SUM_CSR = Kernel("segment_sum_csr", traced="torch")
+SEGMENT_SUM_CSR.register("cpp", _segment_sum_cpp, supports=_cpp_supports, **extension_backend(),
+                         doc="compiled, deterministic; CPU, and CUDA when compiled with it")
+SEGMENT_SUM_CSR.register("torch", _segment_sum_torch, traceable=True,
+                         doc="index_add reference twin")

@@ -26,6 +26,9 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
+from tensormol._ext import Kernel
+from tensormol.so3 import decompose_rank2
+
 __all__ = [
     "GROUP",
     "PARTS",
@@ -57,37 +60,24 @@ _NORM_WEIGHTS = (3.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0)
 
 
 def decomposition_matrix(dtype: torch.dtype = torch.float64) -> Tensor:
-    """(9, 9) matrix mapping ``vec(X)`` (row-major 3x3 entries) to the 9 components."""
-    d = torch.zeros(9, 9, dtype=torch.float64)
-    x = lambda a, b: 3 * a + b  # noqa: E731 - flat index of entry (a, b)
-    d[0, x(0, 0)] = d[0, x(1, 1)] = d[0, x(2, 2)] = 1.0 / 3.0
-    d[1, x(2, 1)], d[1, x(1, 2)] = 0.5, -0.5
-    d[2, x(0, 2)], d[2, x(2, 0)] = 0.5, -0.5
-    d[3, x(1, 0)], d[3, x(0, 1)] = 0.5, -0.5
-    d[4, x(0, 0)], d[4, x(1, 1)] = 0.5, -0.5
-    d[5, x(0, 0)] = d[5, x(1, 1)] = 1.0 / (2.0 * _R3)
-    d[5, x(2, 2)] = -1.0 / _R3
-    d[6, x(0, 1)] = d[6, x(1, 0)] = 0.5
-    d[7, x(0, 2)] = d[7, x(2, 0)] = 0.5
-    d[8, x(1, 2)] = d[8, x(2, 1)] = 0.5
-    return d.to(dtype)
+    """(9, 9) matrix mapping ``vec(X)`` (row-major 3x3 entries) to the 9 components: the
+    decomposition of :func:`from_matrix_reference` applied to the 9 unit matrices."""
+    return _layout_matrices()[0].to(dtype)
 
 
 def assembly_matrix(dtype: torch.dtype = torch.float64) -> Tensor:
-    """(9, 9) matrix mapping the 9 components to ``vec(X)``; the inverse of the decomposition."""
-    m = torch.zeros(9, 9, dtype=torch.float64)
-    x = lambda a, b: 3 * a + b  # noqa: E731
-    m[x(0, 0), 0] = m[x(1, 1), 0] = m[x(2, 2), 0] = 1.0
-    m[x(2, 1), 1], m[x(1, 2), 1] = 1.0, -1.0
-    m[x(0, 2), 2], m[x(2, 0), 2] = 1.0, -1.0
-    m[x(1, 0), 3], m[x(0, 1), 3] = 1.0, -1.0
-    m[x(0, 0), 4], m[x(1, 1), 4] = 1.0, -1.0
-    m[x(0, 0), 5] = m[x(1, 1), 5] = 1.0 / _R3
-    m[x(2, 2), 5] = -2.0 / _R3
-    m[x(0, 1), 6] = m[x(1, 0), 6] = 1.0
-    m[x(0, 2), 7] = m[x(2, 0), 7] = 1.0
-    m[x(1, 2), 8] = m[x(2, 1), 8] = 1.0
-    return m.to(dtype)
+    """(9, 9) matrix mapping the 9 components to ``vec(X)``; the inverse of the decomposition
+    (:func:`to_matrix_reference` applied to the 9 unit component vectors)."""
+    return _layout_matrices()[1].to(dtype)
+
+
+@functools.cache
+def _layout_matrices() -> tuple[Tensor, Tensor]:
+    with torch.inference_mode(False), torch.no_grad():  # cached: never inference tensors
+        eye = torch.eye(9, dtype=torch.float64)
+        d = from_matrix_reference(eye.T.reshape(3, 3, 9))  # column k: components of unit k
+        m = to_matrix_reference(eye).reshape(9, 9)  # column k: entries of unit component k
+    return d, m
 
 
 @functools.lru_cache(maxsize=16)
@@ -145,14 +135,14 @@ def to_matrix_reference(c: Tensor) -> Tensor:
 
 
 def from_matrix_reference(x: Tensor) -> Tensor:
-    """Slow twin of :func:`from_matrix`: trace, antisymmetric and symmetric-traceless parts."""
-    tr = (x[0, 0] + x[1, 1] + x[2, 2]) / 3.0
-    anti = 0.5 * (x - x.transpose(0, 1))
-    sym = 0.5 * (x + x.transpose(0, 1))
+    """Slow twin of :func:`from_matrix`: the coordinates of the I, A, S parts of
+    :func:`tensormol.so3.decompose_rank2` in this layout."""
+    iso, anti, sym = decompose_rank2(torch.movedim(x, (0, 1), (-2, -1)))
     return torch.stack([
-        tr, anti[2, 1], anti[0, 2], anti[1, 0],
-        0.5 * (sym[0, 0] - sym[1, 1]), (sym[0, 0] + sym[1, 1] - 2.0 * sym[2, 2]) / (2.0 * _R3),
-        sym[0, 1], sym[0, 2], sym[1, 2],
+        iso[..., 0, 0], anti[..., 2, 1], anti[..., 0, 2], anti[..., 1, 0],
+        0.5 * (sym[..., 0, 0] - sym[..., 1, 1]),
+        (sym[..., 0, 0] + sym[..., 1, 1] - 2.0 * sym[..., 2, 2]) / (2.0 * _R3),
+        sym[..., 0, 1], sym[..., 0, 2], sym[..., 1, 2],
     ])
 
 
@@ -206,17 +196,13 @@ def matmul3(x: Tensor, y: Tensor) -> Tensor:
     Its backward is two such products (so it differentiates to any order) instead of autograd's
     broadcast-and-reduce of every term.
     """
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return _matmul3_traceable(x, y)
-    return _MatMul3.apply(x, y)
+    return MATMUL3(x, y)
 
 
 def anticommutator(x: Tensor, y: Tensor) -> Tensor:
     """``x y + y x`` over the leading 3x3 axes, accumulated in one buffer; its backward is two
     anticommutators."""
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return _matmul3_traceable(x, y) + _matmul3_traceable(y, x)
-    return _Anticommutator.apply(x, y)
+    return ANTICOMMUTATOR(x, y)
 
 
 def _matmul3_traceable(x: Tensor, y: Tensor) -> Tensor:
@@ -258,9 +244,7 @@ class _Normalize(Function):
 
 def normalize(c: Tensor) -> Tensor:
     """``X / (|X|_F^2 + 1)`` for components (9, ...), with a fused backward."""
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return normalize_reference(c)
-    return _Normalize.apply(c)
+    return NORMALIZE(c)
 
 
 def normalize_reference(c: Tensor) -> Tensor:
@@ -304,3 +288,29 @@ def mix_channels(c: Tensor, w_i: Tensor, w_a: Tensor, w_s: Tensor) -> Tensor:
 def expand_groups(f: Tensor) -> Tensor:
     """Per-part factors (3, ...) -> per-component factors (9, ...)."""
     return f.index_select(0, _c(f)[4])
+
+
+# ------------------------------------------------------------------------- kernels
+def _anticommutator_traceable(x: Tensor, y: Tensor) -> Tensor:
+    return _matmul3_traceable(x, y) + _matmul3_traceable(y, x)
+
+
+def _anticommutator_reference(x: Tensor, y: Tensor) -> Tensor:
+    return matmul3_reference(x, y) + matmul3_reference(y, x)
+
+
+# "fused" runs; "traced" (plain broadcast ops, cheap to dispatch) runs while torch.jit.trace
+# records; "reference" is the slow twin of the tests.
+MATMUL3 = Kernel("tensornet.matmul3", traced="traced")
+MATMUL3.register("fused", _MatMul3.apply, doc="autograd Function, in-place accumulation")
+MATMUL3.register("traced", _matmul3_traceable, traceable=True, doc="three broadcast products")
+MATMUL3.register("reference", matmul3_reference, traceable=True, doc="batched torch.matmul")
+ANTICOMMUTATOR = Kernel("tensornet.anticommutator", traced="traced")
+ANTICOMMUTATOR.register("fused", _Anticommutator.apply, doc="autograd Function, one buffer")
+ANTICOMMUTATOR.register("traced", _anticommutator_traceable, traceable=True,
+                        doc="two broadcast matmul3")
+ANTICOMMUTATOR.register("reference", _anticommutator_reference, traceable=True,
+                        doc="two batched torch.matmul")
+NORMALIZE = Kernel("tensornet.normalize", traced="reference")
+NORMALIZE.register("fused", _Normalize.apply, doc="autograd Function, fused backward")
+NORMALIZE.register("reference", normalize_reference, traceable=True, doc="plain ops")

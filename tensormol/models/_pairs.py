@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tensormol._ext import Kernel
+
 __all__ = ["undirected_pairs", "undirected_pairs_reference"]
 
 
@@ -59,29 +61,43 @@ def undirected_pairs(
     lo, hi = torch.minimum(i, j), torch.maximum(i, j)
     sc = s * orient[:, None]
     n = max(int(num_nodes), 1)
-    if torch.jit.is_tracing():
-        # Keep the shift range a tensor so that a traced graph stays valid for any shifts.
-        smax_t = sc.abs().max()
-        key = lo * n + hi
-        for d in range(3):
-            key = key * (2 * smax_t + 1) + (sc[:, d] + smax_t)
-        uniq, pair = torch.unique(key, return_inverse=True)
-    else:
-        smax = int(sc.abs().max()) if sc.numel() else 0
-        base = 2 * smax + 1
-        if float(n) * n * base**3 < 2.0**62:
-            # One int64 key per edge: a 1-D unique is much faster than unique over rows.
-            key = lo * n + hi
-            for d in range(3):
-                key = key * base + (sc[:, d] + smax)
-            uniq, pair = torch.unique(key, return_inverse=True)
-        else:  # pragma: no cover - astronomically large graphs
-            rows = torch.cat([lo[:, None], hi[:, None], sc], dim=1)
-            uniq, pair = torch.unique(rows, dim=0, return_inverse=True)
+    uniq, pair = PAIR_KEYS(lo, hi, sc, n)
     # One slot per pair, sized by the unique keys (no host sync, dynamic in a traced graph).
     rep = torch.full_like(uniq[:, 0] if uniq.dim() == 2 else uniq, n_edges)
     rep = rep.scatter_reduce(0, pair, torch.arange(n_edges, device=i.device), reduce="amin")
     return pair, rep
+
+
+def _pair_keys(lo: Tensor, hi: Tensor, sc: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Unique pair keys and the pair of each edge, with the shift range read as a Python int."""
+    smax = int(sc.abs().max()) if sc.numel() else 0
+    base = 2 * smax + 1
+    if float(n) * n * base**3 < 2.0**62:
+        # One int64 key per edge: a 1-D unique is much faster than unique over rows.
+        key = lo * n + hi
+        for d in range(3):
+            key = key * base + (sc[:, d] + smax)
+        return torch.unique(key, return_inverse=True)
+    # astronomically large graphs
+    rows = torch.cat([lo[:, None], hi[:, None], sc], dim=1)  # pragma: no cover
+    return torch.unique(rows, dim=0, return_inverse=True)  # pragma: no cover
+
+
+def _pair_keys_traceable(lo: Tensor, hi: Tensor, sc: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """:func:`_pair_keys` with the shift range kept a tensor, so that a traced graph stays valid
+    for any shifts."""
+    # amax of an empty list fails: a zero keeps it defined when no pair is in range.
+    smax_t = torch.cat([sc.abs().reshape(-1), sc.new_zeros(1)]).max()
+    key = lo * n + hi
+    for d in range(3):
+        key = key * (2 * smax_t + 1) + (sc[:, d] + smax_t)
+    return torch.unique(key, return_inverse=True)
+
+
+PAIR_KEYS = Kernel("undirected_pairs.keys", traced="traced")
+PAIR_KEYS.register("eager", _pair_keys, doc="shift range as a Python int; row keys if huge")
+PAIR_KEYS.register("traced", _pair_keys_traceable, traceable=True,
+                   doc="shift range kept a tensor (dynamic in a traced graph)")
 
 
 def undirected_pairs_reference(edge_index: Tensor, cell_shifts: Tensor) -> tuple[Tensor, Tensor]:

@@ -24,7 +24,9 @@ of :func:`message_passing` gathers the incoming gradient once for both of its in
 
 Per-part filters are stored part-major, ``(3, P, H)``, like the node features.
 
-Each has a slow, obviously correct twin (``*_reference``) that the tests compare against.
+Each has a slow, obviously correct twin (``*_reference``) that the tests compare against. Both are
+registered backends of the op's kernel (``tensormol._ext.Kernel``): "fused" runs, "reference"
+runs while ``torch.jit.trace`` records (a traced graph cannot hold custom autograd Functions).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 from torch.autograd import Function
+
+from tensormol._ext import Kernel
 
 __all__ = [
     "message_passing",
@@ -177,9 +181,7 @@ def message_passing(f: Tensor, y: Tensor, i: Tensor, j: Tensor, pair: Tensor,
     Tensor
         (9, num_out, H).
     """
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return message_passing_reference(f, y, i, j, pair, num_out)
-    return _MessagePassing.apply(f, y, i, j, pair, num_out)
+    return MESSAGE_PASSING(f, y, i, j, pair, num_out)
 
 
 def message_passing_reference(f, y, i, j, pair, num_out):
@@ -224,9 +226,7 @@ def pair_contract(a: Tensor, y: Tensor, i: Tensor, j: Tensor, pair: Tensor,
     ``a`` (9, M_a, H), ``y`` (9, M_y, H) -> (3, num_pairs, H): the filter gradient of
     :func:`message_passing`.
     """
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return pair_contract_reference(a, y, i, j, pair, num_pairs)
-    return _PairContract.apply(a, y, i, j, pair, num_pairs)
+    return PAIR_CONTRACT(a, y, i, j, pair, num_pairs)
 
 
 def pair_contract_reference(a, y, i, j, pair, num_pairs):
@@ -266,9 +266,7 @@ class _ScatterOuter(Function):
 def scatter_outer(c: Tensor, b: Tensor, i: Tensor, num_out: int) -> Tensor:
     """``x[k, i_e] += c[G(k), e] * b[e, k]``: per-edge (3, H) coefficients times a per-edge (9,)
     basis, summed onto the receiving nodes. ``c`` (3, E, H), ``b`` (E, 9) -> (9, num_out, H)."""
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return scatter_outer_reference(c, b, i, num_out)
-    return _ScatterOuter.apply(c, b, i, num_out)
+    return SCATTER_OUTER(c, b, i, num_out)
 
 
 def scatter_outer_reference(c, b, i, num_out):
@@ -304,9 +302,7 @@ class _GatherContract(Function):
 
 def gather_contract(a: Tensor, b: Tensor, i: Tensor) -> Tensor:
     """``r[G(k), e] += a[k, i_e] * b[e, k]``: ``a`` (9, M, H), ``b`` (E, 9) -> (3, E, H)."""
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return gather_contract_reference(a, b, i)
-    return _GatherContract.apply(a, b, i)
+    return GATHER_CONTRACT(a, b, i)
 
 
 def gather_contract_reference(a, b, i):
@@ -342,12 +338,28 @@ class _GatherDot(Function):
 def gather_dot(a: Tensor, c: Tensor, i: Tensor) -> Tensor:
     """``s[e, k] = sum_h a[k, i_e, h] * c[G(k), e, h]``: ``a`` (9, M, H), ``c`` (3, E, H) ->
     (E, 9)."""
-    if torch.jit.is_tracing():  # traced graphs cannot hold custom autograd Functions
-        return gather_dot_reference(a, c, i)
-    return _GatherDot.apply(a, c, i)
+    return GATHER_DOT(a, c, i)
 
 
 def gather_dot_reference(a, c, i):
     """Slow twin of :func:`gather_dot`."""
     g = _group_index(a.device)
     return (a.index_select(1, i) * c.index_select(0, g)).sum(-1).t()
+
+
+# ------------------------------------------------------------------------- kernels
+def _kernel(op: str, fused, reference) -> Kernel:
+    kernel = Kernel(op, traced="reference")
+    kernel.register("fused", fused, doc="block-fused autograd Function")
+    kernel.register("reference", reference, traceable=True,
+                    doc="slow twin in plain ops (stores the per-edge products)")
+    return kernel
+
+
+MESSAGE_PASSING = _kernel("tensornet.message_passing", _MessagePassing.apply,
+                          message_passing_reference)
+PAIR_CONTRACT = _kernel("tensornet.pair_contract", _PairContract.apply, pair_contract_reference)
+SCATTER_OUTER = _kernel("tensornet.scatter_outer", _ScatterOuter.apply, scatter_outer_reference)
+GATHER_CONTRACT = _kernel("tensornet.gather_contract", _GatherContract.apply,
+                          gather_contract_reference)
+GATHER_DOT = _kernel("tensornet.gather_dot", _GatherDot.apply, gather_dot_reference)

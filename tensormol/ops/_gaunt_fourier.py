@@ -1,4 +1,5 @@
-"""Gaunt tensor products through the 2D Fourier basis on the torus (Luo et al., ICLR 2024).
+"""The "fourier" route of the Gaunt product: the 2D Fourier basis on the torus (Luo et al., ICLR
+2024), in tensor ops.
 
 A feature vector of real spherical-harmonic coefficients ``x_lm`` (l ≤ L) is a function on the
 sphere, ``f(ω) = Σ x_lm Y_lm(ω)``. The Gaunt tensor product of ``x`` and ``y`` is the projection of
@@ -28,6 +29,12 @@ Algorithm, O(L³) per feature vector instead of the O(L⁶) of a dense CG/Gaunt 
 Any number of inputs multiply in one pass (step 2 multiplies all grids), which is how the
 many-body (ν ≥ 2) products of MACE-like models are formed without chains of CG products.
 The tables are built once per (degrees, dtype, device) and cached.
+
+Data flow, with the batch Z = prod(leading dims) kept as the last (GEMM-friendly) axis: SH
+k-blocks → (θ samples × φ half spectrum) by one batched matmul per input → φ samples by a second
+matmul → pointwise product of all inputs on the torus grid → φ half spectrum → exact θ integral
+per k-block. The θ-direction DFTs are folded into the precomputed block matrices: with at most
+2·ΣL+1 θ samples a GEMM beats a batched small FFT, on CPU and GPU.
 """
 
 from __future__ import annotations
@@ -38,11 +45,11 @@ from collections.abc import Sequence
 
 import torch
 
-from tensormol._validate import check_int_ge
+from tensormol._ext import tracing
 
-__all__ = ["gaunt_product", "gaunt_product_dense", "fourier_grid_shape", "SH_NORMALIZATIONS"]
+from ._gaunt_basis import GRID_CHUNK_BYTES, degree_scale
 
-SH_NORMALIZATIONS = ("integral", "component", "norm")
+__all__ = ["fourier_grid_shape", "fourier_route"]
 
 
 def _next_fast_len(n: int) -> int:
@@ -176,54 +183,6 @@ def _synthesis_table(lmax_out: int, n_theta: int) -> tuple[torch.Tensor, torch.T
     return index, B
 
 
-def _degree_factors(lmax: int, normalization: str) -> torch.Tensor:
-    """Per-degree s_l (lmax+1,) float64 with Y_l^norm = s_l · Y_l^integral."""
-    if normalization == "integral":
-        per_l = [1.0] * (lmax + 1)
-    elif normalization == "component":
-        per_l = [math.sqrt(4 * math.pi)] * (lmax + 1)
-    elif normalization == "norm":
-        per_l = [math.sqrt(4 * math.pi / (2 * l + 1)) for l in range(lmax + 1)]
-    else:
-        raise ValueError(f"normalization must be one of {SH_NORMALIZATIONS}, got {normalization!r}")
-    return torch.tensor(per_l, dtype=torch.float64)
-
-
-def _degree_scale(lmax: int, normalization: str) -> torch.Tensor | None:
-    """Per-coefficient factor s with Y^norm = s · Y^integral, or None for "integral"."""
-    if normalization == "integral":
-        return None
-    per_l = _degree_factors(lmax, normalization)
-    return per_l.repeat_interleave(2 * torch.arange(lmax + 1) + 1)
-
-
-def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-    """NumPy broadcasting of the leading shapes (torch.broadcast_shapes imports torch._refs,
-    seconds on first use)."""
-    ndim = max(len(s) for s in shapes)
-    out = []
-    for i in range(ndim):
-        # Compare as ints but return the size objects themselves: under torch.jit.trace they are
-        # traced values, and the traced graph must keep them dynamic (e.g. the number of edges).
-        big = [s[len(s) - ndim + i] for s in shapes
-               if len(s) - ndim + i >= 0 and int(s[len(s) - ndim + i]) != 1]
-        if len({int(v) for v in big}) > 1:
-            raise ValueError(f"input batch shapes {shapes} do not broadcast")
-        out.append(big[0] if big else 1)
-    return tuple(out)
-
-
-def _lmax_of(x: torch.Tensor, name: str) -> int:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point torch.Tensor")
-    d = x.shape[-1] if x.dim() else 0
-    L = math.isqrt(d) - 1
-    if d == 0 or (L + 1) ** 2 != d:
-        raise ValueError(f"{name} must have a last dimension (lmax+1)² (1, 4, 9, 16, ...), "
-                         f"holding degrees 0..lmax; got {d}")
-    return L
-
-
 @functools.lru_cache(maxsize=64)
 def _grid_operators(lmaxes: tuple[int, ...], lmax_out: int):
     """Float64 operators of one product, with the θ-direction DFT folded in (see module doc).
@@ -293,114 +252,29 @@ def _device_tables(lmaxes: tuple[int, ...], lmax_out: int, dtype: torch.dtype,
                                              cast(proj))
 
 
-# Up to these degrees (inputs and output) the dense contraction beats, or ties, the Fourier route
-# on CPU (float32, one thread, 256 x 32 rows; forward and forward+backward measured): two inputs
-# up to L = 4 (L = 4: forward 19 vs 36 ms, fwd+bwd 71 vs 75 ms), three or more up to L = 3.
-_DENSE_MAX_DEGREE = 3
-_DENSE_MAX_DEGREE_PAIR = 4
-# With the compiled extension loaded, its fused sphere-grid kernel beats the dense contraction
-# everywhere (forward and forward+backward, pairs and triples, L = 1..4; 256 x 32 rows, float32,
-# 2 threads) except for a pair whose second operand is shared across channels, up to this degree.
-_DENSE_MAX_DEGREE_SHARED_VS_KERNEL = 3
-_BACKENDS = ("auto", "grid", "fourier", "dense")
-# Largest grid temporary of one row block of the tensor-op routes (torus and sphere-grid twin).
-_GRID_CHUNK_BYTES = 4 << 20
-
-
-def _auto_backend(xs: Sequence[torch.Tensor], lmaxes: tuple[int, ...], lmax_out: int) -> str:
-    """The route ``backend="auto"`` takes (see :func:`gaunt_product`)."""
-    from tensormol._ext import ext_status
-
-    top = max(*lmaxes, min(lmax_out, sum(lmaxes)))
-    if (xs[0].device.type == "cpu" and xs[0].dtype in (torch.float32, torch.float64)
-            and ext_status().loaded and not torch.jit.is_tracing()):
-        rows = [x[..., 0].numel() for x in xs]
-        # A pair with one operand shared along an axis (edge harmonics × channels): the dense
-        # route folds the shared operand into the Gaunt tensor; the kernel expands it.
-        shared = len(xs) == 2 and min(rows) < max(rows)
-        return "dense" if shared and top <= _DENSE_MAX_DEGREE_SHARED_VS_KERNEL else "grid"
-    limit = _DENSE_MAX_DEGREE_PAIR if len(lmaxes) == 2 else _DENSE_MAX_DEGREE
-    return "dense" if top <= limit else "fourier"
-
-
-def gaunt_product(*xs: torch.Tensor, lmax_out: int,
-                  normalization: str = "integral", backend: str = "auto") -> torch.Tensor:
-    """Gaunt tensor product of any number of SH-coefficient tensors, through the torus Fourier
-    basis.
-
-    Parameters
-    ----------
-    *xs : torch.Tensor
-        Each (..., (L_i+1)²), float32 or float64: real SH coefficients of degrees 0..L_i in
-        e3nn's basis and ordering; leading dimensions broadcast against each other.
-    lmax_out : int
-        Highest output degree. Degrees above ``sum(L_i)`` are zero.
-    normalization : str
-        The SH normalization the coefficients refer to: "integral" (orthonormal, default),
-        "component" or "norm" (as in ``tensormol.so3.spherical_harmonics``).
-    backend : str
-        "grid" (O(L³): Gauss–Legendre × equispaced sphere grid, one fused compiled kernel per
-        row tile when the extension is loaded, its torch twin otherwise; see
-        ``tensormol.ops._gaunt_grid``), "fourier" (O(L³): the torus 2D-Fourier route of Luo et
-        al., tensor ops), "dense" (contraction with the Gaunt coefficients,
-        :func:`gaunt_product_dense`; O(L⁶) but few, large GEMMs) or "auto" (default). "auto"
-        takes "grid" on the CPU once the compiled extension is loaded
-        (``tensormol._ext.load_extension()``), except "dense" for a pair with a shared operand
-        and degrees ≤ 3; without it, "dense" when every degree involved is ≤ 4 for two inputs,
-        ≤ 3 for more, else "fourier". All routes are exact; they agree to rounding.
-
-    Returns
-    -------
-    torch.Tensor
-        (..., (lmax_out+1)²), dtype of the inputs: coefficients z with
-        ``Σ z_lm Y_lm(ω) = Π_i f_i(ω)`` up to degree ``lmax_out`` (exact when
-        ``lmax_out ≥ sum(L_i)``), ``f_i(ω) = Σ x_i,lm Y_lm(ω)``.
-
-    Notes
-    -----
-    Data flow, with the batch Z = prod(leading dims) kept as the last (GEMM-friendly) axis:
-    SH k-blocks → (θ samples × φ half spectrum) by one batched matmul per input → φ samples by a
-    second matmul → pointwise product of all inputs on the torus grid → φ half spectrum →
-    exact θ integral per k-block. The θ-direction DFTs are folded into the precomputed block
-    matrices: with at most 2·ΣL+1 θ samples a GEMM beats a batched small FFT, on CPU and GPU.
-    """
-    if not xs:
-        raise ValueError("gaunt_product needs at least one input tensor")
-    check_int_ge(lmax_out, "lmax_out", 0)
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    lmaxes = tuple(_lmax_of(x, f"xs[{i}]") for i, x in enumerate(xs))
-    dtype = xs[0].dtype
-    device = xs[0].device
-    if any(x.dtype != dtype or x.device != device for x in xs):
-        raise TypeError("all inputs of gaunt_product must share dtype and device")
-    if backend == "auto":
-        backend = _auto_backend(xs, lmaxes, lmax_out)
-    if backend == "dense":
-        return _dense_route(xs, lmaxes, lmax_out, normalization)
-    batch_shape = _broadcast_shape([tuple(x.shape[:-1]) for x in xs])
-    if backend == "grid":
-        from ._gaunt_grid import gaunt_product_grid
-
-        return gaunt_product_grid(xs, lmaxes, lmax_out, batch_shape, normalization)
+def fourier_route(xs: Sequence[torch.Tensor], lmaxes: Sequence[int], lmax_out: int,
+                  batch_shape: tuple[int, ...], normalization: str) -> torch.Tensor:
+    """The "fourier" route of :func:`tensormol.ops.gaunt_product` (inputs validated there)."""
+    dtype, device = xs[0].dtype, xs[0].device
     # Degrees above sum(L_i) are exactly zero: compute up to l_eff and pad.
     l_eff = min(lmax_out, sum(lmaxes))
     n_theta, n_phi, analysis, phi_anal, (index_o, valid, proj) = _device_tables(
-        lmaxes, l_eff, dtype, device)
-    rows = max(64, _GRID_CHUNK_BYTES // (n_theta * n_phi * xs[0].element_size()))
+        tuple(lmaxes), l_eff, dtype, device)
+    rows = max(64, GRID_CHUNK_BYTES // (n_theta * n_phi * xs[0].element_size()))
     n_rows = math.prod(batch_shape)
-    if (n_rows > rows and not torch.jit.is_tracing()
+    # A traced graph keeps one pass: row blocks would freeze the row count into the graph.
+    if (n_rows > rows and not tracing()
             and all(tuple(x.shape[:-1]) == tuple(batch_shape) for x in xs)):
         # Row blocks keep every grid-sized temporary under a few MiB: they stay in cache and
         # in malloc's heap (large blocks are mapped and unmapped, i.e. page-faulted, per call).
         flat = [x.reshape(n_rows, x.shape[-1]) for x in xs]
-        out = torch.cat([gaunt_product(*(f[r:r + rows] for f in flat), lmax_out=lmax_out,
-                                       normalization=normalization, backend="fourier")
+        out = torch.cat([fourier_route([f[r:r + rows] for f in flat], lmaxes, lmax_out,
+                                       (min(rows, n_rows - r),), normalization)
                          for r in range(0, n_rows, rows)])
         return out.reshape(*batch_shape, (lmax_out + 1) ** 2)
     grid = None
     for x, L, (index, P, synth) in zip(xs, lmaxes, analysis):
-        scale = _degree_scale(L, normalization)
+        scale = degree_scale(L, normalization)
         if scale is not None:
             x = x * scale.to(dtype=dtype, device=device)
         # Each input is transformed at its own (unbroadcast) shape, e.g. edge harmonics (E, 1, D)
@@ -418,96 +292,8 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int,
     out = blocks.new_zeros((lmax_out + 1) ** 2, blocks.shape[-1])
     out[index_o] = blocks[valid]
     out = out.T
-    out_scale = _degree_scale(lmax_out, normalization)
+    out_scale = degree_scale(lmax_out, normalization)
     if out_scale is not None:
         # z in the chosen basis: Y^norm = s Y^int, so z^norm = z^int / s.
         out = out / out_scale.to(dtype=dtype, device=device)
     return out.reshape(*batch_shape, (lmax_out + 1) ** 2)
-
-
-@functools.lru_cache(maxsize=8)
-def _dense_gaunt_full(lmax: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    from tensormol.so3 import gaunt_tensor
-
-    return gaunt_tensor(lmax, lmax, lmax, dtype=dtype, device=device)
-
-
-def _dense_gaunt(l1max: int, l2max: int, l3max: int, dtype: torch.dtype,
-                 device: torch.device) -> torch.Tensor:
-    # One cached table per degree bracket, sliced: the layout nests (block l at [l², (l+1)²)).
-    top = max(l1max, l2max, l3max)
-    full = _dense_gaunt_full(max(4, -(-top // 4) * 4), dtype, device)
-    return full[: (l1max + 1) ** 2, : (l2max + 1) ** 2, : (l3max + 1) ** 2]
-
-
-def _dense_pair(x: torch.Tensor, y: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
-    """``z_k = Σ_ij x_i y_j G_ijk`` as GEMMs, folding a broadcast operand into ``G`` first."""
-    D1, D2, D3 = G.shape
-    shape = _broadcast_shape([tuple(x.shape[:-1]), tuple(y.shape[:-1])])
-    n, nx, ny = math.prod(shape), x[..., 0].numel(), y[..., 0].numel()
-    if ny < n and ny <= nx:
-        # y is shared along some axis (e.g. edge harmonics across channels): y·G once per y row.
-        T = (y.reshape(-1, D2) @ G.transpose(0, 1).reshape(D2, D1 * D3))
-        # einsum turns axes where only x is > 1 into GEMM rows (one bmm over the shared axes),
-        # where a broadcasting matmul would run one tiny (1 x D1) product per row.
-        return torch.einsum("...i,...ik->...k", x, T.view(*y.shape[:-1], D1, D3))
-    if nx < n:
-        T = x.reshape(-1, D1) @ G.reshape(D1, D2 * D3)
-        return torch.einsum("...j,...jk->...k", y, T.view(*x.shape[:-1], D2, D3))
-    outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).reshape(*shape, D1 * D2)
-    return outer @ G.reshape(D1 * D2, D3)
-
-
-def _dense_route(xs: Sequence[torch.Tensor], lmaxes: Sequence[int], lmax_out: int,
-                 normalization: str) -> torch.Tensor:
-    """The ``backend="dense"`` route of :func:`gaunt_product`: chained pair contractions whose
-    intermediates keep only the degrees that can still reach ``lmax_out``."""
-    dtype, device = xs[0].dtype, xs[0].device
-    scaled = []
-    for x, L in zip(xs, lmaxes):
-        s = _degree_scale(L, normalization)
-        scaled.append(x if s is None else x * s.to(dtype=dtype, device=device))
-    if len(scaled) == 1:
-        return gaunt_product_dense(*xs, lmax_out=lmax_out, normalization=normalization)
-    acc, acc_l = scaled[0], lmaxes[0]
-    for j in range(1, len(scaled)):
-        rest = sum(lmaxes[j + 1:])
-        l3 = min(acc_l + lmaxes[j], lmax_out + rest)
-        acc = _dense_pair(acc, scaled[j], _dense_gaunt(acc_l, lmaxes[j], l3, dtype, device))
-        acc_l = l3
-    if acc_l < lmax_out:  # degrees above the sum of the inputs are zero
-        acc = torch.nn.functional.pad(acc, (0, (lmax_out + 1) ** 2 - (acc_l + 1) ** 2))
-    s = _degree_scale(lmax_out, normalization)
-    return acc if s is None else acc / s.to(dtype=dtype, device=device)
-
-
-def gaunt_product_dense(*xs: torch.Tensor, lmax_out: int,
-                        normalization: str = "integral") -> torch.Tensor:
-    """Reference twin of :func:`gaunt_product`: contraction with the Gaunt coefficients.
-
-    Products of more than two inputs are chained with untruncated intermediates (degree
-    ``L_1 + L_2``, ...), which is exact. Cost O(L⁶) per pair; for tests and small degrees.
-    """
-    if not xs:
-        raise ValueError("gaunt_product_dense needs at least one input tensor")
-    check_int_ge(lmax_out, "lmax_out", 0)
-    lmaxes = [_lmax_of(x, f"xs[{i}]") for i, x in enumerate(xs)]
-    dtype, device = xs[0].dtype, xs[0].device
-    scaled = []
-    for x, L in zip(xs, lmaxes):
-        s = _degree_scale(L, normalization)
-        scaled.append(x if s is None else x * s.to(dtype=dtype, device=device))
-    acc, acc_l = scaled[0], lmaxes[0]
-    if len(scaled) == 1:
-        # A single function projected onto degrees ≤ lmax_out: a truncation or zero padding.
-        G = _dense_gaunt(acc_l, 0, lmax_out, dtype, device)
-        acc = torch.einsum("...i,ijk->...k", acc,
-                           G * math.sqrt(4 * math.pi))  # Y_00 = 1/sqrt(4π)
-    for j, (y, Ly) in enumerate(zip(scaled[1:], lmaxes[1:])):
-        last = j == len(scaled) - 2
-        l3 = lmax_out if last else acc_l + Ly
-        G = _dense_gaunt(acc_l, Ly, l3, dtype, device)
-        acc = torch.einsum("...i,...j,ijk->...k", acc, y, G)
-        acc_l = l3
-    s = _degree_scale(lmax_out, normalization)
-    return acc if s is None else acc / s.to(dtype=dtype, device=device)

@@ -1,6 +1,7 @@
-"""Gaunt tensor products on a Gauss–Legendre × equispaced sphere grid (the "grid" backend).
+"""The sphere-grid routes of the Gaunt product: Gauss–Legendre × equispaced ("grid": tensor ops;
+"cpp": the fused compiled kernel).
 
-Same product as :func:`tensormol.ops.gaunt_product` (see ``_gaunt_fourier``): the coefficients
+Same product as :func:`tensormol.ops.gaunt_product` (see ``_gaunt``): the coefficients
 ``z`` of the projection of ``Π_i f_i`` onto the spherical harmonics, ``f_i = Σ x_i,lm Y_lm``.
 The torus route of Luo et al. samples θ over the whole circle [0, 2π) because it works with 2D
 Fourier series; the functions are determined by their values on θ ∈ [0, π], where Gauss–Legendre
@@ -22,7 +23,7 @@ A *table* (Legendre blocks, coefficient index map, trig table) serves as synthes
 coefficients and, transposed, as their analysis. The whole product is therefore one generic
 operation ``grid_product(xs, tables_in, table_out)``, and its gradient with respect to ``x_i``
 is the same operation with ``grad_out`` synthesized by ``table_out`` and the analysis done by
-``tables_in[i]`` (the adjoints). The compiled kernel (``cuda_ext/gaunt_grid.cpp``) implements
+``tables_in[i]`` (the adjoints). The compiled kernel (``_ext/csrc/gaunt_grid.cpp``) implements
 that operation once; its backward and double backward call it again. The torch twin below is the
 same arithmetic in tensor ops.
 """
@@ -37,10 +38,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._gaunt_fourier import _GRID_CHUNK_BYTES, _degree_factors
+from tensormol._ext import Kernel, extension_backend, extension_key, tracing
 
-__all__ = ["GridTable", "grid_shape", "grid_product", "grid_product_torch", "gaunt_product_grid"]
+from ._gaunt_basis import GRID_CHUNK_BYTES, degree_factors
 
+__all__ = ["GAUNT_GRID", "GridTable", "grid_shape", "grid_product", "grid_product_torch",
+           "grid_route"]
 
 
 class GridTable(NamedTuple):
@@ -136,10 +139,10 @@ def _product_tables(lmaxes: tuple[int, ...], lmax_out: int, normalization: str,
     for L in lmaxes:
         base = _base_table(L, n_theta, n_phi)
         # Coefficients in a scaled basis: f = Σ x^norm Y^norm = Σ (s x^norm) Y^int.
-        tabs.append(place(base._replace(leg=base.leg * _degree_factors(L, normalization))))
+        tabs.append(place(base._replace(leg=base.leg * degree_factors(L, normalization))))
     base = _base_table(lmax_out, n_theta, n_phi)
     # z^norm = z^int / s; ∫ dΩ = Σ_q w_q (2π / n_φ) Σ_j in cos θ and φ.
-    leg_o = base.leg * w[:, None] / _degree_factors(lmax_out, normalization)
+    leg_o = base.leg * w[:, None] / degree_factors(lmax_out, normalization)
     out = place(GridTable(leg_o, base.index, base.trig * (2 * math.pi / n_phi)))
     return tuple(tabs), out
 
@@ -169,8 +172,8 @@ def grid_product_torch(xs: Sequence[torch.Tensor], tables: Sequence[GridTable],
     """
     n_theta, n_phi = out_table.leg.shape[2], out_table.trig.shape[2]
     Z = xs[0].shape[0]
-    rows = max(16, _GRID_CHUNK_BYTES // (n_theta * n_phi * xs[0].element_size()))
-    if Z > rows:
+    rows = max(16, GRID_CHUNK_BYTES // (n_theta * n_phi * xs[0].element_size()))
+    if Z > rows and not tracing():  # a traced graph keeps one pass (row count stays dynamic)
         return torch.cat([grid_product_torch([x[r:r + rows] for x in xs], tables, out_table,
                                              dim_out) for r in range(0, Z, rows)])
     grid = None
@@ -212,6 +215,21 @@ def _call_kernel(xs, tables, out_table, dim_out):
         [t.trig for t in tables], out_table.leg, out_table.index, out_table.trig, dim_out)
 
 
+def _kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
+    return device.type == "cpu" and dtype in (torch.float32, torch.float64)
+
+
+def _grid_product_cpp(xs: Sequence[torch.Tensor], tables: Sequence[GridTable],
+                      out_table: GridTable, dim_out: int) -> torch.Tensor:
+    return _GridProductCpp.apply(tuple(tables), out_table, dim_out, *xs)
+
+
+GAUNT_GRID = Kernel("gaunt_grid", traced="torch")
+GAUNT_GRID.register("cpp", _grid_product_cpp, supports=_kernel_supports, **extension_backend(),
+                    doc="fused compiled kernel, CPU float32/float64")
+GAUNT_GRID.register("torch", grid_product_torch, traceable=True, doc="tensor-op twin")
+
+
 def grid_product(xs: Sequence[torch.Tensor], tables: Sequence[GridTable], out_table: GridTable,
                  dim_out: int, backend: str = "auto") -> torch.Tensor:
     """``analysis(Π_i synthesis(x_i))`` on one sphere grid, compiled or torch twin.
@@ -224,30 +242,27 @@ def grid_product(xs: Sequence[torch.Tensor], tables: Sequence[GridTable], out_ta
         Synthesis table per input, analysis table of the output (same grid).
     dim_out : int
         Length of the output coefficient vector.
-    backend : str
-        "auto" (compiled when the extension is loaded and the tensors are on the CPU),
-        "torch" or "cpp".
+    backend : str or Resolution
+        "auto" (the compiled kernel when the extension is loaded, for CPU float32/float64
+        tensors; the twin otherwise), "torch" or "cpp" (CPU only; loads the extension).
     """
-    from tensormol._ext import resolve_backend
-
-    chosen = resolve_backend("gaunt_grid", backend)
-    if (chosen == "cpp" and xs[0].device.type == "cpu" and not torch.jit.is_tracing()
-            and xs[0].dtype in (torch.float32, torch.float64)):
-        return _GridProductCpp.apply(tuple(tables), out_table, dim_out, *xs)
-    return grid_product_torch(xs, tables, out_table, dim_out)
+    device, dtype = xs[0].device, xs[0].dtype
+    res = GAUNT_GRID.resolve_cached(backend, extension_key(device))
+    return GAUNT_GRID.select(res, device, dtype).fn(xs, tables, out_table, dim_out)
 
 
-def gaunt_product_grid(xs: Sequence[torch.Tensor], lmaxes: Sequence[int], lmax_out: int,
-                       batch_shape: tuple[int, ...], normalization: str,
-                       backend: str = "auto") -> torch.Tensor:
-    """The ``backend="grid"`` route of :func:`tensormol.ops.gaunt_product` (inputs validated
-    there): broadcast inputs are expanded to the common batch, then one grid product."""
+def grid_route(xs: Sequence[torch.Tensor], lmaxes: Sequence[int], lmax_out: int,
+               batch_shape: tuple[int, ...], normalization: str,
+               impl: str = "torch") -> torch.Tensor:
+    """The "grid" (``impl="torch"``) and "cpp" routes of :func:`tensormol.ops.gaunt_product`
+    (inputs validated and backend resolved there): broadcast inputs are expanded to the common
+    batch, then one grid product."""
     l_eff = min(lmax_out, sum(lmaxes))
     dtype, device = xs[0].dtype, xs[0].device
     tables, out_table = _product_tables(tuple(lmaxes), l_eff, normalization, dtype, device)
     n = math.prod(batch_shape)
     flat = [x.expand(*batch_shape, x.shape[-1]).reshape(n, x.shape[-1]) for x in xs]
-    out = grid_product(flat, tables, out_table, (l_eff + 1) ** 2, backend=backend)
+    out = GAUNT_GRID.backend(impl).fn(flat, tables, out_table, (l_eff + 1) ** 2)
     if l_eff < lmax_out:  # degrees above the sum of the inputs are zero
         out = torch.nn.functional.pad(out, (0, (lmax_out + 1) ** 2 - (l_eff + 1) ** 2))
     return out.reshape(*batch_shape, (lmax_out + 1) ** 2)

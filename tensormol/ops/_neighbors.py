@@ -9,25 +9,16 @@ done once here, so the backends stay interchangeable.
 
 from __future__ import annotations
 
-import functools
-import logging
-import threading
-
 import numpy as np
 import torch
 
+from .._ext import Kernel
 from .._validate import check_finite, check_positive, check_tensor
-from ..registry import BACKENDS
 from ._neighbors_torch import brute_force_pairs, complete_cell, lattice_heights
 from ._neighbors_vesin import make_vesin_calculator, vesin_import_error, vesin_pairs
 
-__all__ = ["neighbor_list", "neighbor_list_backends"]
+__all__ = ["NEIGHBOR_LIST", "neighbor_list", "neighbor_list_backends"]
 
-_log = logging.getLogger(__name__)
-_register_lock = threading.Lock()
-
-#: Backend names, fastest first; "auto" picks the first available one.
-_BACKEND_ORDER = ("vesin", "torch")
 #: A periodic structure needing more images than this is rejected (its cell is far too small
 #: for the cutoff; the brute force would allocate the image table alone in GBs).
 _MAX_IMAGES = 10_000_000
@@ -35,47 +26,18 @@ _MAX_IMAGES = 10_000_000
 _SINGULAR_TOL = 1e-8
 
 
+#: Backends in preference order; "auto" takes the first usable one (vesin when it imports).
+#: The search runs outside any traced graph (the exported graph forms its own pair list).
+NEIGHBOR_LIST = Kernel("neighbor_list", traced="torch", warn_unavailable=("vesin",))
+NEIGHBOR_LIST.register("vesin", None, unavailable=vesin_import_error,
+                       doc="cell lists in C++ (vesin-torch), CPU")
+NEIGHBOR_LIST.register("torch", None, traceable=True,
+                       doc="brute force in torch, O(N^2 images), any device")
+
+
 def neighbor_list_backends() -> tuple[str, ...]:
-    """Return the usable neighbour-list backends, fastest first, registering them on first use.
-
-    The tuple is stored in ``tensormol.registry.BACKENDS`` under ``"neighbor_list"``.
-    """
-    with _register_lock:
-        if "neighbor_list" not in BACKENDS:
-            names = tuple(b for b in _BACKEND_ORDER if b != "vesin" or vesin_import_error() is None)
-            BACKENDS.register("neighbor_list", names)
-        return BACKENDS.get("neighbor_list")
-
-
-@functools.cache
-def _announce(backend: str, requested: str) -> None:
-    """Log the backend choice once per (backend, request): chosen, never silently swapped."""
-    reason = vesin_import_error()
-    if requested == "auto" and backend == "torch" and reason is not None:
-        _log.warning("neighbor_list: vesin-torch is unusable (%s); using the brute-force torch "
-                     "backend, which is O(N^2)", reason)
-    else:
-        _log.info("neighbor_list: using the %r backend (requested %r)", backend, requested)
-
-
-def _resolve_backend(backend: str) -> str:
-    available = neighbor_list_backends()
-    if backend == "auto":
-        chosen = available[0]
-    elif backend in _BACKEND_ORDER:
-        if backend not in available:
-            raise ImportError(
-                f"neighbor_list backend {backend!r} is not usable here: {vesin_import_error()}; "
-                f"available backends: {', '.join(available)}"
-            )
-        chosen = backend
-    else:
-        raise ValueError(
-            f"backend must be one of 'auto', {', '.join(repr(b) for b in _BACKEND_ORDER)}; "
-            f"got {backend!r}"
-        )
-    _announce(chosen, backend)
-    return chosen
+    """Return the usable neighbour-list backends, fastest first."""
+    return NEIGHBOR_LIST.usable()
 
 
 def _as_bool_tensor(pbc: object) -> torch.Tensor:
@@ -289,7 +251,8 @@ def neighbor_list(
     backend : {"auto", "vesin", "torch"}
         "vesin": cell lists in C++ (CPU; device inputs are copied there and back). "torch":
         brute force in torch, O(N² · images), on the input's device, chunked so memory stays
-        bounded. "auto": vesin when it imports, else torch; the choice is logged once.
+        bounded. "auto": vesin when it imports, else torch; each distinct resolution is logged
+        once on ``tensormol.kernels``.
     check_overlap : bool
         Raise if two distinct atoms (or an atom and a periodic image) lie closer than
         ``overlap_tol``: every model divides by the distance. Costs O(E), one comparison.
@@ -310,7 +273,7 @@ def neighbor_list(
     TypeError, ValueError
         Bad shapes or dtypes, cutoff <= 0, NaN/inf positions or cell, unsorted batch, a singular
         periodic cell, or overlapping atoms (see ``check_overlap``). Messages name the argument.
-    ImportError
+    RuntimeError
         ``backend="vesin"`` when vesin-torch cannot be imported.
 
     Notes
@@ -325,7 +288,7 @@ def neighbor_list(
     check_tensor(positions, "positions", shape=(-1, 3), floating=True)
     cutoff = check_positive(cutoff, "cutoff")
     check_finite(positions, "positions")
-    chosen = _resolve_backend(backend)
+    chosen = NEIGHBOR_LIST.resolve_cached(backend).backend
     ptr, cells, pbcs = _resolve_structures(positions, cell, pbc, batch)
     n_struct = cells.shape[0]
     per_structure = cell is not None and cell.dim() == 3 and cell.shape[0] > 1

@@ -6,16 +6,12 @@ own backward is again a scatter, so forces (first derivative) and force training
 
 from __future__ import annotations
 
-import functools
-import logging
-
 import torch
 
+from .._ext import Kernel, ext_status, extension_backend, extension_key
 from .._validate import check_int_ge, check_tensor
 
-__all__ = ["scatter_sum", "segment_sum"]
-
-_log = logging.getLogger(__name__)
+__all__ = ["SEGMENT_SUM", "scatter_sum", "segment_sum"]
 
 
 def _check_args(src: torch.Tensor, index: torch.Tensor, dim_size: int, dim: int, name: str) -> int:
@@ -102,33 +98,60 @@ class _SegmentSumReduce(torch.autograd.Function):
         return grad_out.index_select(ctx.dim, index), None, None, None
 
 
-_SEGMENT_BACKENDS = ("auto", "torch", "segment_reduce", "cpp")
+def _segment_index_add(src: torch.Tensor, index: torch.Tensor, dim_size: int,
+                       dim: int) -> torch.Tensor:
+    shape = list(src.shape)
+    shape[dim] = dim_size
+    return src.new_zeros(shape).index_add(dim, index, src)
 
 
-@functools.cache
-def _announce(backend: str, requested: str, device: str) -> None:
-    _log.info("segment_sum: using the %r backend on %s (requested %r)", backend, device, requested)
+def _lengths(index: torch.Tensor, dim_size: int) -> torch.Tensor:
+    lengths = torch.bincount(index, minlength=dim_size)
+    if lengths.shape[0] != dim_size:
+        raise IndexError(f"segment_sum: index values must lie in [0, dim_size={dim_size})")
+    return lengths
 
 
-def _segment_backend(backend: str, src: torch.Tensor) -> str:
-    if backend not in _SEGMENT_BACKENDS:
-        raise ValueError(
-            f"backend must be one of {', '.join(repr(b) for b in _SEGMENT_BACKENDS)}, "
-            f"got {backend!r}"
-        )
-    chosen = backend
-    if backend == "auto":
-        from .._ext import ext_status
+def _segment_reduce(src: torch.Tensor, index: torch.Tensor, dim_size: int,
+                    dim: int) -> torch.Tensor:
+    return _SegmentSumReduce.apply(src, index.to(torch.int64), _lengths(index, dim_size), dim)
 
-        status = ext_status()  # never triggers a build
-        if status.loaded and (not src.is_cuda or status.cuda):
-            chosen = "cpp"
-        elif src.is_cuda:
-            chosen = "segment_reduce"
-        else:
-            chosen = "torch"
-    _announce(chosen, backend, src.device.type)
-    return chosen
+
+def _segment_cpp(src: torch.Tensor, index: torch.Tensor, dim_size: int, dim: int) -> torch.Tensor:
+    from .._ext import segment_sum_csr
+
+    ptr = torch.zeros(dim_size + 1, dtype=torch.int64, device=index.device)
+    ptr[1:] = torch.cumsum(_lengths(index, dim_size), 0)
+    moved = src.movedim(dim, 0)
+    out = segment_sum_csr(moved.reshape(moved.shape[0], -1), ptr, backend="cpp")
+    return out.reshape((dim_size,) + tuple(moved.shape[1:])).movedim(0, dim)
+
+
+def _cpp_supports(device: torch.device, dtype: torch.dtype) -> bool:
+    return dtype.is_floating_point and (device.type == "cpu"
+                                        or (device.type == "cuda" and ext_status().cuda))
+
+
+def _segment_auto(kernel: Kernel, ctx: dict) -> tuple[str, str, str | None]:
+    """"cpp" when the extension is loaded and takes the device, else "segment_reduce" on CUDA
+    (deterministic, no atomics) and "torch" elsewhere."""
+    device = ctx["device"]
+    missing = kernel.backend("cpp").unavailable()
+    if missing is None and _cpp_supports(device, torch.float32):
+        return "cpp", f"compiled extension loaded; {device.type} tensors", None
+    why = missing or f"the extension has no {device.type} kernel"
+    if device.type == "cuda":
+        return "segment_reduce", f"{why}; deterministic on CUDA", None
+    return "torch", f"{why}; index_add on {device.type}", None
+
+
+SEGMENT_SUM = Kernel("segment_sum", traced="torch", auto=_segment_auto)
+SEGMENT_SUM.register("cpp", _segment_cpp, supports=_cpp_supports, **extension_backend(),
+                     doc="compiled CSR segment sum, deterministic")
+SEGMENT_SUM.register("segment_reduce", _segment_reduce,
+                     doc="torch.segment_reduce, deterministic on CUDA")
+SEGMENT_SUM.register("torch", _segment_index_add, traceable=True,
+                     doc="index_add, the reference (deterministic on CPU)")
 
 
 def segment_sum(
@@ -156,12 +179,13 @@ def segment_sum(
     check_sorted : bool
         Verify that ``index`` is non-decreasing (one pass; forces a sync on GPUs). An unsorted
         index would give silently wrong sums with the segment backends.
-    backend : {"auto", "torch", "segment_reduce", "cpp"}
+    backend : {"auto", "torch", "segment_reduce", "cpp"} or Resolution
         "torch": ``index_add`` (the reference; deterministic on CPU). "segment_reduce":
         ``torch.segment_reduce`` (deterministic on CUDA, no atomics). "cpp": the compiled
         ``tensormol._ext.segment_sum_csr`` (loads the extension, fails loudly if it cannot).
         "auto": "cpp" if the extension is already loaded in this process, else
-        "segment_reduce" on CUDA and "torch" elsewhere. Logged once per choice.
+        "segment_reduce" on CUDA and "torch" elsewhere (resolved per call, each distinct
+        resolution logged once on ``tensormol.kernels``); traced graphs run "torch".
 
     Returns
     -------
@@ -169,26 +193,12 @@ def segment_sum(
         ``src``'s shape with size ``dim_size`` at ``dim``.
     """
     dim = _check_args(src, index, dim_size, dim, "segment_sum")
-    chosen = _segment_backend(backend, src)
+    res = SEGMENT_SUM.resolve_cached(backend, extension_key(src.device), {"device": src.device})
+    chosen = SEGMENT_SUM.select(res, src.device, src.dtype)
     if check_sorted and index.numel() > 1 and not bool((index[1:] >= index[:-1]).all()):
         first = int((index[1:] < index[:-1]).nonzero()[0]) + 1
         raise ValueError(
             f"segment_sum: index must be sorted (non-decreasing); index[{first}] = "
             f"{int(index[first])} follows {int(index[first - 1])}. Use scatter_sum for any order"
         )
-    if chosen == "torch":
-        shape = list(src.shape)
-        shape[dim] = dim_size
-        return src.new_zeros(shape).index_add(dim, index, src)
-    lengths = torch.bincount(index, minlength=dim_size)
-    if lengths.shape[0] != dim_size:
-        raise IndexError(f"segment_sum: index values must lie in [0, dim_size={dim_size})")
-    if chosen == "segment_reduce":
-        return _SegmentSumReduce.apply(src, index.to(torch.int64), lengths, dim)
-    from .._ext import segment_sum_csr
-
-    ptr = torch.zeros(dim_size + 1, dtype=torch.int64, device=index.device)
-    ptr[1:] = torch.cumsum(lengths, 0)
-    moved = src.movedim(dim, 0)
-    out = segment_sum_csr(moved.reshape(moved.shape[0], -1), ptr, backend="cpp")
-    return out.reshape((dim_size,) + tuple(moved.shape[1:])).movedim(0, dim)
+    return chosen.fn(src, index, dim_size, dim)

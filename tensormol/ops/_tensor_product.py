@@ -7,15 +7,12 @@ import torch
 from torch import nn
 
 from tensormol._validate import check_int_ge
+from tensormol.so3 import degree_index
 
-from ._gaunt_fourier import SH_NORMALIZATIONS, gaunt_product
+from ._gaunt import gaunt_product, resolve_gaunt_backend
+from ._gaunt_basis import SH_NORMALIZATIONS
 
 __all__ = ["GauntTensorProduct", "cg_tensor_product"]
-
-
-def _degree_index(lmax: int) -> torch.Tensor:
-    """(lmax+1)² int64: the degree l of each SH coefficient."""
-    return torch.repeat_interleave(torch.arange(lmax + 1), 2 * torch.arange(lmax + 1) + 1)
 
 
 class GauntTensorProduct(nn.Module):
@@ -35,9 +32,10 @@ class GauntTensorProduct(nn.Module):
         SH normalization of the coefficients: "integral", "component" or "norm".
     backend : str
         "auto" (default: the fastest route for the degrees, see
-        :func:`~tensormol.ops.gaunt_product`), "grid" or "fourier" (O(L³)) or "dense"
-        (contraction with the Gaunt coefficients; the reference twin). The state dict is the same
-        for all.
+        :func:`~tensormol.ops.gaunt_product`), "grid", "cpp" or "fourier" (O(L³)) or "dense"
+        (contraction with the Gaunt coefficients). Resolved once, here: the attribute
+        ``backend`` holds the route that runs (logged on ``tensormol.kernels``). The state dict
+        is the same for all.
     dtype : torch.dtype, optional
         Dtype of the weights.
     """
@@ -52,20 +50,19 @@ class GauntTensorProduct(nn.Module):
         if normalization not in SH_NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {SH_NORMALIZATIONS}, "
                              f"got {normalization!r}")
-        from ._gaunt_fourier import _BACKENDS
-
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        self.resolution = resolve_gaunt_backend(
+            (lmax_in1, lmax_in2), lmax_out, dtype=dtype or torch.get_default_dtype(),
+            backend=backend)
+        self.backend = self.resolution.backend
         self.lmax_in1, self.lmax_in2, self.lmax_out = lmax_in1, lmax_in2, lmax_out
         self.channels = channels
         self.normalization = normalization
-        self.backend = backend
         self.weight1 = nn.Parameter(torch.ones(channels, lmax_in1 + 1, dtype=dtype))
         self.weight2 = nn.Parameter(torch.ones(channels, lmax_in2 + 1, dtype=dtype))
         self.weight_out = nn.Parameter(torch.ones(channels, lmax_out + 1, dtype=dtype))
-        self.register_buffer("_deg1", _degree_index(lmax_in1), persistent=False)
-        self.register_buffer("_deg2", _degree_index(lmax_in2), persistent=False)
-        self.register_buffer("_deg_out", _degree_index(lmax_out), persistent=False)
+        self.register_buffer("_deg1", degree_index(lmax_in1), persistent=False)
+        self.register_buffer("_deg2", degree_index(lmax_in2), persistent=False)
+        self.register_buffer("_deg_out", degree_index(lmax_out), persistent=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Apply the product.
@@ -92,7 +89,7 @@ class GauntTensorProduct(nn.Module):
         x = x * self.weight1[:, self._deg1].to(x.dtype)
         y = y * self.weight2[:, self._deg2].to(y.dtype)
         z = gaunt_product(x, y, lmax_out=self.lmax_out, normalization=self.normalization,
-                          backend=self.backend)
+                          backend=self.resolution)
         return z * self.weight_out[:, self._deg_out].to(z.dtype)
 
     def extra_repr(self) -> str:
