@@ -38,6 +38,20 @@ def _openmmtorch() -> str:
     return "imports"
 
 
+def bundled_datasets() -> tuple[str | None, list[str]]:
+    """The folder of the data sets bundled with the source (``data/*.xyz.gz``) and their names;
+    ``(None, [])`` when tensormol was installed without its source tree."""
+    from pathlib import Path
+
+    import tensormol
+
+    folder = Path(tensormol.__file__).resolve().parents[1] / "data"
+    files = sorted(folder.glob("*.xyz.gz")) if folder.is_dir() else []
+    if not files:
+        return None, []
+    return str(folder), [f.name for f in files]
+
+
 def collect_info(build_ext: bool = False) -> dict[str, object]:
     """Gather the facts ``tensormol info`` prints, as a dict (also used by tests)."""
     import torch
@@ -45,13 +59,25 @@ def collect_info(build_ext: bool = False) -> dict[str, object]:
     import tensormol
     from tensormol import _ext, registry
 
-    # Importing the subpackages fills the registries (models register at import of the zoo).
-    for mod in ("tensormol.models", "tensormol.data", "tensormol.ops"):
+    # Importing the ops fills the backend table (models need nothing: the registry finds them).
+    for mod in ("tensormol.ops",):
         try:
             importlib.import_module(mod)
         except ImportError:
             pass
+    import sys
+
+    if build_ext:
+        print("building/loading the compiled extension (the first build takes about a minute; "
+              f"cached in {_ext_cache_dir()})...", file=sys.stderr, flush=True)
+    import time
+
+    t0 = time.perf_counter()
     status = _ext.load_extension() if build_ext else _ext.ext_status()
+    if build_ext:
+        print(f"compiled extension {'loaded' if status.loaded else 'NOT loaded'} after "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    data_dir, datasets = bundled_datasets()
     return {
         "tensormol": tensormol.__version__,
         "python": platform.python_version(),
@@ -64,7 +90,8 @@ def collect_info(build_ext: bool = False) -> dict[str, object]:
                                "detail": status.reason,
                                "sources": str(_ext.sources_dir())},
         "models": registry.MODELS.names(),
-        "datasets": registry.DATASETS.names(),
+        "datasets": datasets,
+        "datasets_dir": data_dir,
         "backends": {name: list(registry.BACKENDS.get(name)) for name in registry.BACKENDS},
     }
 
@@ -84,10 +111,20 @@ def format_info(info: dict[str, object]) -> str:
     detail = f"(CUDA kernels: {ext['cuda']}); {ext['detail']}"  # type: ignore[index]
     lines.append(f"compiled extension: {state} {detail}")
     lines.append(f"models: {', '.join(info['models']) or '(none)'}")  # type: ignore[arg-type]
-    lines.append(f"datasets: {', '.join(info['datasets']) or '(none)'}")  # type: ignore[arg-type]
+    if info.get("datasets"):
+        lines.append(f"bundled data sets ({info['datasets_dir']}): "
+                     f"{', '.join(info['datasets'])}")  # type: ignore[arg-type]
+    else:
+        lines.append("bundled data sets: not in this installation (data/ of the source tree)")
     for op, names in info["backends"].items():  # type: ignore[union-attr]
         lines.append(f"backends[{op}]: {', '.join(names)}")
     return "\n".join(lines)
+
+
+def _ext_cache_dir() -> str:
+    import os
+
+    return os.environ.get("TORCH_EXTENSIONS_DIR", "torch's extension cache")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Exceptions whose message is meant for the user: printed without a stack trace.
-_USER_ERRORS = (UserError, FileNotFoundError, ValueError, KeyError, TypeError, PermissionError)
+_USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, ValueError, KeyError, TypeError,
+                PermissionError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         result = args.func(args)
-    except KeyboardInterrupt:
-        print("tensormol: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        # A command that stops cleanly says where (e.g. "stopped at step N; resume with
+        # --resume"); otherwise just that it was interrupted.
+        print(f"tensormol {args.command}: {err or 'interrupted'}", file=sys.stderr)
         return 130
     except _USER_ERRORS as err:
         if args.traceback:

@@ -22,7 +22,7 @@ class MDConfig:
         None, doc="Amber inpcrd/rst7 for a prmtop (default: the prmtop name with .inpcrd)"
     )
     ml: str | None = option(
-        None, doc="ML region for ML/MM: residue names ('LIG' or 'resname:LIG,MOL') or atom "
+        None, doc="ML region for ML/MM: residue names ('LIG' or 'resname:LIG,MOL') or 0-based atom "
                   "indices ('0-17,20'); null = everything is ML"
     )
     forcefield: str = option(
@@ -57,16 +57,17 @@ class MDConfig:
     report_interval: int = option(100, doc="steps between progress lines and CSV rows", ge=1)
     trajectory_interval: int = option(100, doc="steps between DCD frames (0 = no DCD)", ge=0)
     checkpoint_interval: int = option(1000, doc="steps between checkpoints (0 = none)", ge=0)
-    output: str = option("md_out", doc="output folder")
+    output: str = option("md_out", doc="output folder (relative to the current directory)")
     seed: int = option(1, doc="seed of velocities and the Langevin noise", ge=0)
     platform: str = option("CPU", doc="OpenMM platform", choices=("CPU", "Reference", "CUDA",
                                                                   "OpenCL"))
-    threads: int | None = option(None, doc="CPU platform threads (null = OpenMM's default)",
-                                 ge=1)
+    threads: int | None = option(
+        None, doc="OpenMM CPU platform threads (null = tensormol's thread policy: 1 for a pure-ML "
+                  "run of a small molecule, else OpenMM's default, all cores)", ge=1)
     torch_threads: int | None = option(
-        None, doc="PyTorch threads of the ML model during the run (null = torch's default); 1 "
-                  "is fastest for ML regions of a few dozen atoms, whose ops are too small to "
-                  "split (ethanol: 3.9 vs 3.3 ns/day with 2)", ge=1)
+        None, doc="PyTorch threads of the ML model during the run (null = tensormol's thread "
+                  "policy: 1 for ML regions up to 256 atoms, whose ops are too small to split, "
+                  "else all available cores)", ge=1)
     compiled_ops: bool = option(
         False, doc="build/load tensormol's compiled CPU extension first (GauntNet: fused Gaunt "
                    "kernel, ethanol 17.7 vs 26.0 ms per call); about a minute the first time")
@@ -91,8 +92,14 @@ class MDConfig:
 
 
 def load_md_config(path: str | os.PathLike | None = None, **overrides: Any) -> MDConfig:
-    """Read an MD config from YAML (relative paths resolve against the YAML's folder), then apply
-    ``overrides`` (flag values; ``None`` means "not given")."""
+    """Read an MD config from YAML, then apply ``overrides`` (flag values; ``None`` means "not
+    given").
+
+    Paths follow the rule of every tensormol command: input files named in a YAML
+    (``structure``, ``model``, ``coordinates``, ``extra_forcefield``) resolve against the YAML's
+    folder, so a config travels with its inputs; run folders (``output``) resolve against the
+    current directory, where the command runs, as ``tensormol train``'s do.
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         from tensormol.config import load_yaml
@@ -100,7 +107,7 @@ def load_md_config(path: str | os.PathLike | None = None, **overrides: Any) -> M
         p = Path(path)
         loaded = load_yaml(p)
         raw = dict(loaded.get("md", loaded)) if isinstance(loaded, dict) else {}
-        for key in ("structure", "model", "coordinates", "output"):
+        for key in ("structure", "model", "coordinates"):
             val = raw.get(key)
             if isinstance(val, str) and not os.path.isabs(val):
                 raw[key] = str(p.parent / val)

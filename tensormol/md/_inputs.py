@@ -15,11 +15,11 @@ from openmm import unit
 
 from tensormol.units import ANGSTROM_TO_NM
 
-__all__ = ["Structure", "load_structure", "select_atoms"]
+__all__ = ["OpenMMStructure", "load_structure", "select_atoms"]
 
 
 @dataclass
-class Structure:
+class OpenMMStructure:
     """A topology with coordinates, as OpenMM needs them.
 
     Attributes
@@ -45,7 +45,7 @@ class Structure:
         return self.topology.getNumAtoms()
 
 
-def _from_ase(path: Path) -> Structure:
+def _from_ase(path: Path) -> OpenMMStructure:
     import ase.io
 
     atoms = ase.io.read(str(path))
@@ -67,17 +67,18 @@ def _from_ase(path: Path) -> Structure:
             "needs all three or none"
         )
     pos = atoms.get_positions() * ANGSTROM_TO_NM
-    return Structure(top, [openmm.Vec3(*p) for p in pos] * unit.nanometer, box, None, path)
+    return OpenMMStructure(top, [openmm.Vec3(*p) for p in pos] * unit.nanometer, box, None, path)
 
 
 def load_structure(path: str | os.PathLike, coordinates: str | os.PathLike | None = None
-                   ) -> Structure:
+                   ) -> OpenMMStructure:
     """Read a PDB, an Amber prmtop (+ inpcrd/rst7), or an XYZ/extXYZ/SDF file.
 
     Parameters
     ----------
     path : path-like
-        ``.pdb``, ``.prmtop``/``.parm7``, ``.xyz``/``.extxyz``/``.sdf``/``.mol``.
+        ``.pdb``, ``.prmtop``/``.parm7``, ``.xyz``/``.extxyz`` (also compressed, ``.xyz.gz``;
+        a trajectory gives its last frame), ``.sdf``/``.mol``.
     coordinates : path-like, optional
         Coordinates of a prmtop (default: same name with ``.inpcrd``, ``.rst7`` or ``.crd``).
     """
@@ -85,10 +86,12 @@ def load_structure(path: str | os.PathLike, coordinates: str | os.PathLike | Non
     if not p.is_file():
         raise FileNotFoundError(f"structure file {str(p)!r} does not exist")
     ext = p.suffix.lower()
+    if ext in (".gz", ".bz2", ".xz") and p.with_suffix("").suffix.lower() in (".xyz", ".extxyz"):
+        return _from_ase(p)  # ASE decompresses; a trajectory gives its last frame
     if ext in (".pdb", ".ent"):
         pdb = app.PDBFile(str(p))
         box = pdb.topology.getPeriodicBoxVectors()
-        return Structure(pdb.topology, pdb.positions, box, None, p)
+        return OpenMMStructure(pdb.topology, pdb.positions, box, None, p)
     if ext in (".prmtop", ".parm7", ".top"):
         if coordinates is None:
             cands = [p.with_suffix(s) for s in (".inpcrd", ".rst7", ".crd")]
@@ -104,7 +107,7 @@ def load_structure(path: str | os.PathLike, coordinates: str | os.PathLike | Non
         box = crd.boxVectors
         if box is not None:
             prmtop.topology.setPeriodicBoxVectors(box)
-        return Structure(prmtop.topology, crd.positions, box, prmtop, p)
+        return OpenMMStructure(prmtop.topology, crd.positions, box, prmtop, p)
     if ext in (".xyz", ".extxyz", ".sdf", ".mol"):
         return _from_ase(p)
     raise ValueError(
@@ -119,7 +122,7 @@ _INDEX_SPEC = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
 def select_atoms(topology: app.Topology, spec: str) -> list[int]:
     """Atom indices selected by ``spec``.
 
-    ``spec`` is either atom indices and ranges (``"0-17,20"``, ranges inclusive; prefix
+    ``spec`` is either 0-based atom indices and ranges (``"0-17,20"``, ranges inclusive; prefix
     ``index:`` optional) or residue names (``"LIG"``, ``"resname:LIG,MOL"``).
 
     Raises
@@ -144,7 +147,8 @@ def select_atoms(topology: app.Topology, spec: str) -> list[int]:
             out.extend(range(lo, hi + 1))
         bad = [i for i in out if i >= n]
         if bad:
-            raise ValueError(f"--ml {spec!r}: atom indices {bad[:5]} exceed the {n} atoms")
+            raise ValueError(f"--ml {spec!r}: atom indices {bad[:5]} are out of range; indices "
+                             f"are 0-based, valid 0..{n - 1} for the {n} atoms")
         return sorted(set(out))
     names = {s.strip() for s in text.split(",") if s.strip()}
     chosen = [a.index for a in topology.atoms() if a.residue.name in names]

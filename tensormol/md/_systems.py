@@ -9,7 +9,7 @@ import openmm.app as app
 from openmm import unit
 
 from tensormol.export._bundle import Bundle, load_bundle
-from tensormol.md._inputs import Structure
+from tensormol.md._inputs import OpenMMStructure
 
 __all__ = ["ml_potential", "create_ml_system", "create_mm_system", "create_mlmm_system"]
 
@@ -24,7 +24,7 @@ def ml_potential(bundle: Bundle | str, **kwargs):
     return MLPotential("tensormol", bundle=load_bundle(bundle), **kwargs)
 
 
-def create_ml_system(structure: Structure, bundle: Bundle | str, *, device: str = "cpu",
+def create_ml_system(structure: OpenMMStructure, bundle: Bundle | str, *, device: str = "cpu",
                      backend: str = "auto", remove_cm_motion: bool = True) -> openmm.System:
     """A System whose whole energy is the model's (vacuum, or periodic if the input has a box)."""
     bundle = load_bundle(bundle)
@@ -38,7 +38,7 @@ def create_ml_system(structure: Structure, bundle: Bundle | str, *, device: str 
 _IMPLICIT_XML = {"obc2": "implicit/obc2.xml", "gbn2": "implicit/gbn2.xml"}
 
 
-def create_mm_system(structure: Structure, *, forcefield: str = "amber14",
+def create_mm_system(structure: OpenMMStructure, *, forcefield: str = "amber14",
                      solvent: str = "vacuum", constraints: str = "none",
                      extra_forcefield: Sequence[str] = (),
                      nonbonded_cutoff_nm: float = 1.0) -> openmm.System:
@@ -46,7 +46,7 @@ def create_mm_system(structure: Structure, *, forcefield: str = "amber14",
 
     Parameters
     ----------
-    structure : Structure
+    structure : OpenMMStructure
     forcefield : {"amber14", "amber"}
         OpenMM's amber14-all (templates for proteins, nucleic acids, ions, water; a ligand needs
         ``extra_forcefield``), or the Amber prmtop's own parameters.
@@ -96,7 +96,7 @@ def create_mm_system(structure: Structure, *, forcefield: str = "amber14",
         raise
 
 
-def _check_link_atoms(structure: Structure, mm_system: openmm.System,
+def _check_link_atoms(structure: OpenMMStructure, mm_system: openmm.System,
                       ml_atoms: Sequence[int]) -> None:
     """Refuse a bond-cutting ML region with implicit solvent: openmm-ml (1.8) adds its link-atom
     sites to nonbonded forces only, not to GB forces, which OpenMM then rejects."""
@@ -117,7 +117,7 @@ def _check_link_atoms(structure: Structure, mm_system: openmm.System,
         )
 
 
-def create_mlmm_system(structure: Structure, bundle: Bundle | str, ml_atoms: Sequence[int], *,
+def create_mlmm_system(structure: OpenMMStructure, bundle: Bundle | str, ml_atoms: Sequence[int], *,
                        mm_system: openmm.System | None = None, forcefield: str = "amber14",
                        solvent: str = "vacuum", constraints: str = "none",
                        extra_forcefield: Sequence[str] = (), interpolate: bool = False,
