@@ -142,8 +142,12 @@ def ext_status() -> ExtensionStatus:
     return _LOADER.status
 
 
-class ExtensionUnavailableError(RuntimeError):
-    """The compiled extension was required (by an option) but cannot be loaded here."""
+class ExtensionUnavailableError(RuntimeError, ValueError):
+    """The compiled extension was required by a setting but cannot be loaded here.
+
+    A ``RuntimeError`` (the environment lacks something) and a ``ValueError`` (the setting asks
+    for what this machine cannot provide), so the CLI reports it as one actionable line.
+    """
 
 
 def require_extension(option: str) -> ExtensionStatus:
