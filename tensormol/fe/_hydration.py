@@ -36,8 +36,8 @@ same energy function: ΔG_vacuum_leg = 0 exactly, and that leg is not run (check
 system, not assumed).
 
 Everything goes into ``run_dir``: ``inputs.json`` (as parsed), ``ligand/`` (GAFF2 files, SDF),
-``legs/<leg>/`` (the MM system XML, topology PDB and equilibrated coordinates of the leg, then the
-sampler's checkpoints and samples), ``results.json``/``results.csv`` and plots.
+``legs/<leg>/`` (the MM system XML, topology PDB and equilibrated coordinates of the leg, the
+sampler's checkpoints and samples, ``estimate.json``), ``results.json``/``results.csv`` and plots.
 """
 
 from __future__ import annotations
@@ -116,13 +116,17 @@ class HydrationPreset:
 
 
 PRESETS: dict[str, HydrationPreset] = {
+    # A smoke test of the whole pipeline: a few minutes, σ of about 0.5 kcal/mol.
     "quick": HydrationPreset(
-        "quick", electrostatics=(1.0, 0.5, 0.0), sterics=(1.0, 0.6, 0.35, 0.15, 0.0),
-        n_iterations=40, steps_per_iteration=125, equilibration_ps=5.0, vacuum_iterations=100),
+        "quick", electrostatics=(1.0, 0.5, 0.0), sterics=(1.0, 0.6, 0.4, 0.25, 0.1, 0.0),
+        n_iterations=20, steps_per_iteration=250, equilibration_ps=5.0, vacuum_iterations=50),
+    # Small neutral molecules: aimed at σ <= 0.3 kcal/mol in <= 15 min on 2 cores (see
+    # docs/free_energy.md for what was measured). 12 states: soft-core sterics needs its states
+    # where the cavity opens (λ_ster 0.2-0.6).
     "standard": HydrationPreset(
         "standard", electrostatics=(1.0, 0.75, 0.5, 0.25, 0.0),
-        sterics=(1.0, 0.8, 0.65, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0),
-        n_iterations=80, steps_per_iteration=250, equilibration_ps=20.0, vacuum_iterations=500),
+        sterics=(1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.0),
+        n_iterations=40, steps_per_iteration=250, equilibration_ps=10.0, vacuum_iterations=200),
 }
 
 
@@ -410,7 +414,7 @@ def run_hydration_leg(run_dir: str | os.PathLike, leg: str, *, threads: int | No
         timestep_fs=p.timestep_fs, temperature_K=p.temperature_K, platform=platform,
         threads=threads, seed=int(inputs["seed"]) + (0 if leg == "solvent" else 17),
         checkpoint_every=max(1, min(10, iters // 10)))
-    sampler = ReplicaExchange(system, pos, states, settings, _leg_dir(run, leg), name="sampling",
+    sampler = ReplicaExchange(system, pos, states, settings, _leg_dir(run, leg).parent, name=leg,
                               box_vectors=box, topology=topology, progress=progress)
     result = sampler.run()
     est = analyze_leg(result.u_kln, p.temperature_K)
@@ -571,11 +575,12 @@ def _write_results(run: Path, res: HydrationResult, inputs: Mapping[str, Any],
 
     row = {"name": res.name, "kind": "hydration", "dg_kcal": res.dg_kcal,
            "ddg_kcal": res.ddg_kcal, "dg_kJ": res.dg_kJ, "ddg_kJ": res.ddg_kJ,
-           "status": "done", "error": None, "legs": list(res.legs),
+           "status": "done", "error": None, "legs": [f"legs/{leg}" for leg in res.legs],
            "smiles": res.smiles, "potential": res.potential,
            "wall_s": res.wall_s,
            "sign_convention": inputs["sign_convention"]}
-    legs = {leg: LegEstimate.from_dict(out["estimate"]) for leg, out in res.legs.items()}
+    # Keyed by the leg directory relative to the run (where the report finds the samples).
+    legs = {f"legs/{leg}": LegEstimate.from_dict(out["estimate"]) for leg, out in res.legs.items()}
     try:
         from tensormol.fe._results import write_results
     except ImportError:
