@@ -187,3 +187,25 @@ def test_configs_readme_lists_every_key():
     assert len(keys) > 50
     missing = [k for k in keys if f"`{k}`" not in text]
     assert not missing, f"configs/README.md lacks {missing}; regenerate its table"
+
+
+def test_sections_and_model_configs_share_one_base() -> None:
+    import torch
+
+    from tensormol.config import Section, TrainConfig
+    from tensormol.models import EnergyModelConfig, GauntNet, GauntNetConfig, TensorNetConfig
+
+    assert issubclass(TrainConfig, Section) and issubclass(TensorNetConfig, EnergyModelConfig)
+    cfg = GauntNetConfig.from_dict({"lmax": 1, "dtype": "float64"}, "model")
+    assert cfg.torch_dtype is torch.float64
+    assert GauntNetConfig.from_dict(cfg.to_dict()) == cfg
+    # A torch dtype is accepted wherever a model takes its dtype (both models, one rule).
+    model = GauntNet(atomic_numbers=[1], hidden_channels=2, lmax=1, dtype=torch.float64)
+    assert model.model_dtype is torch.float64
+    with pytest.raises(ConfigError, match=r"'model.dtype' must be one of float32, float64.*"
+                                          r"got torch.float16 \(did you mean 'float64'"):
+        TensorNetConfig.resolve(None, {"dtype": torch.float16})
+    with pytest.raises(TypeError, match="config must be a TensorNetConfig or a mapping"):
+        TensorNetConfig.resolve(3)
+    with pytest.raises(ConfigError, match="unknown config key 'model.lmx'.*did you mean 'lmax'"):
+        GauntNetConfig.resolve({"lmx": 2})

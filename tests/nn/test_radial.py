@@ -8,7 +8,15 @@ import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from tensormol.nn import BesselRBF, CosineCutoff, ExpNormalRBF, GaussianRBF
+from tensormol.nn import (
+    ACTIVATIONS,
+    BesselRBF,
+    CosineCutoff,
+    ExpNormalRBF,
+    GaussianRBF,
+    ShiftedSoftplus,
+    activation,
+)
 
 F64 = torch.float64
 
@@ -158,3 +166,14 @@ def test_validation(build, match):
 def test_rejects_non_float_input():
     with pytest.raises(TypeError, match="r must be a floating-point tensor"):
         GaussianRBF(3, 5.0)(torch.tensor([1, 2]))
+
+
+def test_activation_table_and_shifted_softplus() -> None:
+    assert activation("ssp") is ShiftedSoftplus and set(ACTIVATIONS) >= {"silu", "tanh"}
+    x = torch.tensor([0.0, 1.0, -30.0], dtype=torch.float64)
+    y = ShiftedSoftplus()(x)
+    assert float(y[0]) == 0.0
+    assert float(y[1]) == pytest.approx(math.log1p(math.e) - math.log(2.0), rel=1e-15)
+    assert float(y[2]) == pytest.approx(-math.log(2.0), abs=1e-12)
+    with pytest.raises(ValueError, match="activation must be one of.*did you mean 'silu'"):
+        activation("slu")

@@ -239,3 +239,15 @@ def test_torchscript_module_matches_eager(generator):
         sm(torch.randn(4, 2))
     with pytest.raises(Exception, match="NaN"):
         sm(torch.full((2, 3), float("nan")))
+
+
+def test_degree_index_matches_the_irreps_of_the_harmonics() -> None:
+    from tensormol.so3 import degree_index
+
+    for lmax in range(5):
+        irreps = sh_irreps(list(range(lmax + 1)))
+        want = [ir.l for mul, ir in irreps for _ in range(mul * ir.dim)]
+        assert degree_index(lmax).tolist() == want
+    assert degree_index(0).dtype == torch.int64
+    with pytest.raises(ValueError, match="lmax must be an integer >= 0, got -1"):
+        degree_index(-1)
