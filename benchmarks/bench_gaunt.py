@@ -109,12 +109,13 @@ def run_case(kind: str, L: int, method: str, threads: int, timeout: float,
 
 
 def _route(L: int, inputs: int = 2, compiled: bool = True) -> str:
-    from tensormol.ops._gaunt_fourier import _DENSE_MAX_DEGREE, _DENSE_MAX_DEGREE_PAIR
+    """The route "auto" takes (the kernel registry's rule; this process never loads the
+    extension, so without ``compiled`` it is the torch-only choice)."""
+    from tensormol.ops import resolve_gaunt_backend
 
     if compiled:
         return "grid kernel"
-    limit = _DENSE_MAX_DEGREE_PAIR if inputs == 2 else _DENSE_MAX_DEGREE
-    return "dense" if L <= limit else "Fourier"
+    return resolve_gaunt_backend((L,) * inputs, L).backend
 
 
 def fit_exponent(ls: list[int], ts: list[float]) -> float:
