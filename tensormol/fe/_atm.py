@@ -320,7 +320,7 @@ def add_site_restraint(system: Any, ligand_atoms: Sequence[int], site_atoms: Seq
 
     s = settings or RestraintSettings()
     expr = ("0.5*kf*step(d-tol)*(d-tol)^2;"
-            "d=sqrt((x1-x2-ox)^2+(y1-y2-oy)^2+(z1-z2-oz)^2)")
+            "d=sqrt((x1-x2-ox)^2+(y1-y2-oy)^2+(z1-z2-oz)^2+1e-12)")
     f = openmm.CustomCentroidBondForce(2, expr)
     for name in ("kf", "tol", "ox", "oy", "oz"):
         f.addPerBondParameter(name)
@@ -380,10 +380,11 @@ def add_position_restraints(system: Any, atoms: Sequence[int], positions_nm: np.
     import openmm
 
     s = settings or RestraintSettings()
-    periodic = system.usesPeriodicBoundaryConditions()
-    dist = ("periodicdistance(x,y,z,x0,y0,z0)" if periodic
-            else "sqrt((x-x0)^2+(y-y0)^2+(z-z0)^2)")
-    f = openmm.CustomExternalForce(f"0.5*kf*step(d-tol)*(d-tol)^2; d={dist}")
+    # Plain (not minimum-image) distance: OpenMM does not wrap a context's coordinates, so a
+    # restrained atom never jumps by a box vector. The 1e-12 nm² keeps the gradient finite at
+    # d = 0 (where sqrt's derivative is 0/0) and changes no energy measurably.
+    f = openmm.CustomExternalForce(
+        "0.5*kf*step(d-tol)*(d-tol)^2; d=sqrt((x-x0)^2+(y-y0)^2+(z-z0)^2+1e-12)")
     for name in ("kf", "tol", "x0", "y0", "z0"):
         f.addPerParticleParameter(name)
     k, tol = _k_kj_nm2(s.posre_k_kcal_A2), s.posre_tolerance_A * ANGSTROM_TO_NM
