@@ -18,6 +18,7 @@ __all__ = [
     "BOHR_TO_ANGSTROM",
     "ANGSTROM_TO_NM",
     "NM_TO_ANGSTROM",
+    "FS_TO_PS",
     "BOLTZMANN_EV_PER_K",
     "AMU_TO_KG",
     "AMU_TO_G",
@@ -39,6 +40,9 @@ HARTREE_TO_EV = 27.211386245988  # CODATA 2018
 BOHR_TO_ANGSTROM = 0.529177210903  # CODATA 2018
 ANGSTROM_TO_NM = 0.1
 NM_TO_ANGSTROM = 10.0
+#: fs -> ps; a rate in 1/ps times this is the rate in 1/fs (Langevin friction is given in 1/ps,
+#: OpenMM's convention, and applied per fs inside).
+FS_TO_PS = 1e-3
 BOLTZMANN_EV_PER_K = 8.617333262e-5  # CODATA 2018, exact in SI 2019
 AMU_TO_KG = 1.66053906660e-27  # CODATA 2018
 AMU_TO_G = AMU_TO_KG * 1000.0

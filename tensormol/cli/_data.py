@@ -39,7 +39,8 @@ def add_data_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("-n", "--frames", type=int, required=True, help="frames to write")
     g.add_argument("--temperature", type=float, default=500.0, help="thermostat temperature, K")
     g.add_argument("--timestep", type=float, default=0.5, help="MD time step, fs")
-    g.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
+    g.add_argument("--friction", type=float, default=10.0,
+                   help="Langevin friction, 1/ps (OpenMM's convention, as in `tensormol md`)")
     g.add_argument("--save-every", type=int, default=20, help="MD steps between frames")
     g.add_argument("--equilibration", type=int, default=1000,
                    help="MD steps before the first frame")
@@ -81,8 +82,17 @@ def add_data_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     return data
 
 
+#: Below this (1/ps) a friction was probably meant in 1/fs, the unit of earlier versions.
+_WEAK_FRICTION = 0.1
+
+
 def _generate(args: argparse.Namespace) -> int:
     from ..data import SamplingSettings, generate, prepare_structure
+
+    if args.friction < _WEAK_FRICTION:
+        print(f"note: --friction is in 1/ps; {args.friction:g}/ps couples the thermostat very "
+              f"weakly (earlier versions took 1/fs: {args.friction:g}/fs is "
+              f"{args.friction * 1000:g}/ps)", file=sys.stderr, flush=True)
 
     settings = SamplingSettings(
         n_frames=args.frames, temperature=args.temperature, timestep=args.timestep,

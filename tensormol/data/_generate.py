@@ -33,16 +33,17 @@ from typing import Any
 
 import numpy as np
 
+from ..elements import atomic_masses
 from ..units import (
     BOHR_TO_ANGSTROM,
     BOLTZMANN_EV_PER_K,
     EV_PER_ANGSTROM_AMU_TO_ANGSTROM_PER_FS2,
+    FS_TO_PS,
     HARTREE_TO_EV,
 )
 from ._extxyz import format_extxyz_frame
 from ._structures import (
-    Structure,
-    atomic_masses,
+    StartingStructure,
     build_box,
     structure_from_file,
     structure_from_smiles,
@@ -72,7 +73,7 @@ class SamplingSettings:
     timestep : float
         MD time step, fs.
     friction : float
-        Langevin friction coefficient, 1/fs.
+        Langevin friction coefficient, 1/ps (OpenMM's convention, as in ``tensormol md``).
     save_every : int
         MD steps between written frames (decorrelation).
     equilibration_steps : int
@@ -101,7 +102,7 @@ class SamplingSettings:
     n_frames: int
     temperature: float = 500.0
     timestep: float = 0.5
-    friction: float = 0.01
+    friction: float = 10.0
     save_every: int = 20
     equilibration_steps: int = 1000
     relax_steps: int = 0
@@ -216,7 +217,7 @@ class TBLiteLabeller:
 
 def prepare_structure(*, smiles: str | None = None, structure_file: str | Path | None = None,
                       copies: int = 1, density: float | None = None,
-                      box_length: float | None = None, seed: int = 0) -> Structure:
+                      box_length: float | None = None, seed: int = 0) -> StartingStructure:
     """Starting structure from exactly one of ``smiles`` or ``structure_file`` (XYZ/SDF),
     optionally replicated into a cubic periodic box (``copies`` > 1, with ``density`` g/cm³ or
     ``box_length`` Å; a single copy with a box is also allowed)."""
@@ -298,7 +299,7 @@ def _wrap(x: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     return frac @ cell
 
 
-def _frame_text(structure: Structure, x: np.ndarray, lab: dict[str, Any], step: int,
+def _frame_text(structure: StartingStructure, x: np.ndarray, lab: dict[str, Any], step: int,
                 frame: int, s: SamplingSettings, code: str) -> str:
     info: dict[str, Any] = {"energy": lab["energy"]}
     if "stress" in lab:
@@ -347,14 +348,14 @@ def _append(output: Path, text: str) -> int:
         return fh.tell()
 
 
-def _structure_record(st: Structure) -> dict[str, Any]:
+def _structure_record(st: StartingStructure) -> dict[str, Any]:
     return {"numbers": st.numbers.tolist(), "cell": st.cell.tolist(), "pbc": st.pbc.tolist(),
             "description": st.description}
 
 
 def generate(
     output: str | Path,
-    structure: Structure,
+    structure: StartingStructure,
     settings: SamplingSettings,
     *,
     overwrite: bool = False,
@@ -371,7 +372,7 @@ def generate(
         state file ``<output>.state.json``, the run resumes (settings and structure must match,
         except ``n_frames``: a finished run is extended by asking for more frames, and asking
         for the frames it already has does nothing). The state file is kept after the run.
-    structure : Structure
+    structure : StartingStructure
         Starting atoms (see :func:`prepare_structure`).
     settings : SamplingSettings
     overwrite : bool
@@ -501,7 +502,7 @@ def generate(
     if state is None:
         checkpoint()
 
-    c1 = math.exp(-s.friction * s.timestep)
+    c1 = math.exp(-s.friction * FS_TO_PS * s.timestep)  # friction 1/ps, timestep fs
     dt = s.timestep
     chunk_steps = s.chunk_frames * s.save_every
     new_frames, pending = 0, []
