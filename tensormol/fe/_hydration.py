@@ -232,8 +232,10 @@ def _equilibrate(built: Any, preset: HydrationPreset, threads: int | None, platf
     system = copy.deepcopy(built.system)
     periodic = built.box_vectors is not None
     if periodic:
-        system.addForce(openmm.MonteCarloBarostat(1.0 * unit.bar,
-                                                  preset.temperature_K * unit.kelvin, 25))
+        barostat = openmm.MonteCarloBarostat(1.0 * unit.bar, preset.temperature_K * unit.kelvin,
+                                             25)
+        barostat.setRandomNumberSeed(int(seed) + 2)  # 0 would draw a random seed
+        system.addForce(barostat)
     integ = openmm.LangevinMiddleIntegrator(preset.temperature_K * unit.kelvin,
                                             1.0 / unit.picosecond,
                                             preset.timestep_fs * unit.femtosecond)
@@ -243,7 +245,7 @@ def _equilibrate(built: Any, preset: HydrationPreset, threads: int | None, platf
     if periodic:
         ctx.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in built.box_vectors])
     ctx.setPositions(built.positions)
-    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 2000)
+    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 500)
     if periodic:
         ctx.setVelocitiesToTemperature(preset.temperature_K * unit.kelvin, int(seed) + 1)
         integ.step(int(round(preset.equilibration_ps * 1000.0 / preset.timestep_fs)))
@@ -300,8 +302,9 @@ def prepare_hydration(ligand: Any, run_dir: str | os.PathLike, *,
     }
     if inputs_file.is_file():
         old = json.loads(inputs_file.read_text())
+        new = json.loads(json.dumps(inputs))  # tuples -> lists, as stored
         changed = [k for k in ("smiles", "preset", "potential_sha256", "seed", "charge_method")
-                   if old.get(k) != inputs.get(k)]
+                   if old.get(k) != new.get(k)]
         if changed:
             raise ValueError(f"cannot resume {str(run)!r}: {', '.join(changed)} differ from the "
                              "run's inputs.json; use another run directory")
@@ -413,7 +416,10 @@ def run_hydration_leg(run_dir: str | os.PathLike, leg: str, *, threads: int | No
         n_iterations=iters, steps_per_iteration=p.steps_per_iteration,
         timestep_fs=p.timestep_fs, temperature_K=p.temperature_K, platform=platform,
         threads=threads, seed=int(inputs["seed"]) + (0 if leg == "solvent" else 17),
-        checkpoint_every=max(1, min(10, iters // 10)))
+        checkpoint_every=max(1, min(10, iters // 10)),
+        # The prepared coordinates are minimised (and, in water, equilibrated at full coupling):
+        # every state starts from them as they are.
+        minimize=False)
     sampler = ReplicaExchange(system, pos, states, settings, _leg_dir(run, leg).parent, name=leg,
                               box_vectors=box, topology=topology, progress=progress)
     result = sampler.run()
@@ -500,7 +506,8 @@ def run_hydration(smiles_or_mol: Any, run_dir: str | os.PathLike, *,
                   threads: int | None = None, platform: str = "CPU", n_workers: int = 1,
                   scheduler: str | None = None, cache_dir: str | os.PathLike | None = None,
                   seed: int = 0, name: str | None = None, progress: bool = True,
-                  experimental_kcal: float | None = None) -> HydrationResult:
+                  experimental_kcal: float | None = None, plots: bool = True
+                  ) -> HydrationResult:
     """Hydration free energy of a molecule; everything goes into ``run_dir``.
 
     Parameters
@@ -524,6 +531,8 @@ def run_hydration(smiles_or_mol: Any, run_dir: str | os.PathLike, *,
         scheduler address.
     experimental_kcal : float, optional
         Written next to the result.
+    plots : bool
+        Draw the PNG plots (overlap, convergence, replica mixing) into ``run_dir/plots``.
 
     Returns
     -------
@@ -561,7 +570,7 @@ def run_hydration(smiles_or_mol: Any, run_dir: str | os.PathLike, *,
                                                                        temperature),
         dg_kJ=kT_to(dg_kT, "kJ/mol", temperature), ddg_kJ=kT_to(ddg_kT, "kJ/mol", temperature),
         legs=per_leg, wall_s=wall, run_dir=run, potential=inputs["potential"])
-    _write_results(run, res, inputs, experimental_kcal)
+    _write_results(run, res, inputs, experimental_kcal, plots)
     return res
 
 
@@ -570,7 +579,7 @@ def _leg_task(run_dir: str, leg: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_results(run: Path, res: HydrationResult, inputs: Mapping[str, Any],
-                   experimental_kcal: float | None) -> None:
+                   experimental_kcal: float | None, plots: bool = True) -> None:
     from tensormol.fe._analysis import LegEstimate
 
     row = {"name": res.name, "kind": "hydration", "dg_kcal": res.dg_kcal,
@@ -587,7 +596,7 @@ def _write_results(run: Path, res: HydrationResult, inputs: Mapping[str, Any],
         write_results = None
     if write_results is not None:
         exp = None if experimental_kcal is None else {res.name: experimental_kcal}
-        write_results(run, [row], legs, experimental=exp)
+        write_results(run, [row], legs, experimental=exp, plots=plots)
     else:  # the results module is optional: keep a plain results.json
         doc = {"rows": [row], "legs": {k: v.to_dict() for k, v in legs.items()},
                "experimental_kcal": experimental_kcal}
