@@ -31,9 +31,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-__all__ = [
-    "Registry", "RegistryEntry", "MODELS", "MODEL_ENTRY_POINT_GROUP", "BACKENDS", "suggest",
-]
+__all__ = ["Registry", "RegistryEntry", "MODELS", "MODEL_ENTRY_POINT_GROUP", "suggest"]
 
 T = TypeVar("T")
 
@@ -232,6 +230,3 @@ MODELS: Registry[Callable[..., Any]] = Registry(
     },
     entry_point_group=MODEL_ENTRY_POINT_GROUP,
 )
-
-#: Backends of the fast ops: op name -> available backend names, filled by ``tensormol.ops``.
-BACKENDS: Registry[tuple[str, ...]] = Registry("backend")
