@@ -152,7 +152,7 @@ def _assert_same_frames(a: Path, b: Path) -> None:
         torch.testing.assert_close(da.labels[key], db.labels[key], rtol=1e-9, atol=1e-9)
 
 
-SETTINGS = dict(n_frames=8, temperature=500.0, timestep=0.5, friction=0.02, save_every=3,
+SETTINGS = dict(n_frames=8, temperature=500.0, timestep=0.5, friction=20.0, save_every=3,
                 equilibration_steps=5, chunk_frames=3, seed=7)
 
 
@@ -231,7 +231,7 @@ def test_killed_cli_run_resumes_where_it_stopped(tmp_path):
     """SIGKILL a real ``tensormol data generate`` process mid-run, rerun the same command."""
     out = tmp_path / "kill.xyz.gz"
     state = tmp_path / "kill.xyz.gz.state.json"
-    cmd = [sys.executable, "-m", "tensormol.cli._data", "generate", "--smiles", "CCO", "-o",
+    cmd = [sys.executable, "-m", "tensormol", "data", "generate", "--smiles", "CCO", "-o",
            str(out), "-n", "60", "--save-every", "4", "--equilibration", "4", "--chunk", "5",
            "--seed", "3", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
