@@ -285,6 +285,9 @@ def check_equivariance(model: Any, gen: torch.Generator, *, periodic: bool = Tru
     elements too (det -1); for an SO(3)-only model rotations only (see
     :func:`check_reflection_sensitivity` for reflections). Errors are relative to
     ``max(1, max |output|)``; returns the largest per output.
+
+    ``n_samples`` random elements of each kind are drawn from ``gen``: rotations, improper
+    rotations (O(3) only), translations, and rotations with translations.
     """
     tol = _tol(model) if tol is None else tol
     groups = [(_molecules(model, gen), False)]
