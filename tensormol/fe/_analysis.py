@@ -67,7 +67,8 @@ class LegEstimate:
     overlap : numpy.ndarray, shape (K, K), float64
         MBAR overlap matrix; rows sum to 1.
     forward, reverse : list of (fraction, dg_kT, ddg_kT)
-        Estimates from the first (forward) or last (reverse) fraction of the production samples.
+        Estimates from the first (forward) or last (reverse) fraction of the production samples
+        (a slice whose MBAR equations do not converge is left out).
     t_equil : int
         First iteration of the production region.
     g : float
@@ -150,7 +151,24 @@ def _check_u_kln(u_kln: Any) -> np.ndarray:
     return u
 
 
-def mbar_estimate(u_kln: np.ndarray, *, compute_overlap: bool = True
+def _mbar(mbar_class: Any, u_kn: np.ndarray, n_k: np.ndarray, robust: bool = True) -> Any:
+    """pymbar's default solvers with a bounded adaptive fallback; the robust protocol last.
+
+    Unbounded adaptive iterations can spend minutes on samples of states without overlap (tiny
+    time slices, a failed leg), where the estimate means little anyway and the overlap matrix
+    says so.
+    """
+    protocol = (dict(method="hybr", continuation=True),
+                dict(method="adaptive", options=dict(min_sc_iter=0, maxiter=500)))
+    if not robust:
+        return mbar_class(u_kn, n_k, solver_protocol=protocol[:1])
+    try:
+        return mbar_class(u_kn, n_k, solver_protocol=protocol)
+    except Exception:  # noqa: BLE001 - pymbar raises ParameterError and others on no convergence
+        return mbar_class(u_kn, n_k, solver_protocol="robust")
+
+
+def mbar_estimate(u_kln: np.ndarray, *, compute_overlap: bool = True, robust: bool = True
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """MBAR on equally many samples per state.
 
@@ -158,6 +176,10 @@ def mbar_estimate(u_kln: np.ndarray, *, compute_overlap: bool = True
     ----------
     u_kln : numpy.ndarray, shape (K, K, N), float64
         Reduced potentials (kT): sample n of state k evaluated at state l.
+    compute_overlap : bool
+        Also return the overlap matrix.
+    robust : bool
+        Fall back to slower solvers when Newton–Raphson fails (else raise).
 
     Returns
     -------
@@ -172,7 +194,7 @@ def mbar_estimate(u_kln: np.ndarray, *, compute_overlap: bool = True
     with quiet_pymbar():
         from pymbar import MBAR
 
-        mbar = MBAR(u_kn, n_k, solver_protocol="robust")
+        mbar = _mbar(MBAR, u_kn, n_k, robust)
         res = mbar.compute_free_energy_differences(compute_uncertainty=True)
         overlap = np.asarray(mbar.compute_overlap()["matrix"]) if compute_overlap else None
     delta = np.asarray(res["Delta_f"])
@@ -251,8 +273,14 @@ def analyze_leg(u_kln: np.ndarray, temperature_K: float, *, n_slices: int = 10,
         if take > m:
             break
         for rows, out in ((sub[:, :, :take], forward), (sub[:, :, m - take:], reverse)):
-            f, df, _ = mbar_estimate(rows, compute_overlap=False)
-            out.append((frac, float(f[-1]), float(df[-1])))
+            # A slice too short for its states to overlap may not converge: it is left out
+            # (the slices are a diagnostic) rather than sent to the slow solvers.
+            try:
+                f, df, _ = mbar_estimate(rows, compute_overlap=False, robust=False)
+            except Exception:  # noqa: BLE001 - pymbar's ParameterError / convergence errors
+                continue
+            if math.isfinite(f[-1]) and math.isfinite(df[-1]):
+                out.append((frac, float(f[-1]), float(df[-1])))
     return LegEstimate(
         dg_kT=float(f_k[-1]), ddg_kT=float(df_k[-1]), overlap=overlap, forward=forward,
         reverse=reverse, t_equil=t0, g=g, n_effective=float(len(idx)),

@@ -37,7 +37,8 @@ class NetworkEstimate:
     dg, sigma : dict str -> float
         Estimate and standard error per ligand (unit of the input). Absolute where the ligand's
         component has an anchor; else relative, with the component's estimates summing to zero
-        (or shifted by ``shift_to``).
+        (or shifted by ``shift_to``). NaN and inf for a ligand that no successful edge or anchor
+        reaches.
     covariance : numpy.ndarray, shape (n, n), float64
         Covariance of the estimates (zero between components).
     components : list of list of str
@@ -90,14 +91,19 @@ class NetworkEstimate:
         """JSON-ready dict."""
         return {
             "unit": self.unit,
-            "ligands": [{"name": n, "dg": self.dg[n], "sigma": self.sigma[n],
-                         "absolute": self.anchored[n]} for n in self.ligands],
-            "covariance": self.covariance.tolist(),
+            "ligands": [{"name": n, "dg": _finite_or_none(self.dg[n]),
+                         "sigma": _finite_or_none(self.sigma[n]), "absolute": self.anchored[n]}
+                        for n in self.ligands],
+            "covariance": [[_finite_or_none(v) for v in row] for row in self.covariance],
             "components": self.components,
             "cycles": self.cycles,
             "failed_edges": self.failed_edges,
             "residuals": self.residuals,
         }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
 
 
 def _component_of(components: list[list[str]], name: str) -> int:
@@ -297,6 +303,9 @@ def network_estimate(edges: Sequence[Any],
             if known:
                 g += np.mean([float(shift_to[x]) for x in known]) - np.mean(
                     [g[local[x]] for x in known])
+        if m == 1 and not has_anchor:
+            # A ligand no successful edge or anchor reaches: nothing is known about it.
+            g, cov = np.array([np.nan]), np.array([[np.inf]])
         g_all[idx] = g
         cov_all[np.ix_(idx, idx)] = cov
     sigma = np.sqrt(np.clip(np.diag(cov_all), 0.0, None))

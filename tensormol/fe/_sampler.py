@@ -196,6 +196,11 @@ class SamplingResult:
         The thermodynamic states (context parameters) in order.
     n_attempted : numpy.ndarray, shape (K, K), int64
         Attempted swaps between states k and l.
+    n_iterations_target : int or None
+        Iterations the last run was asked for.
+    failure : dict or None
+        Why the leg failed (``error``, ``iteration``, ``replica``, ``state_index``, ``frame``),
+        from ``failed.json``; ``None`` unless a replica blew up.
     """
 
     u_kln: np.ndarray
@@ -205,11 +210,23 @@ class SamplingResult:
     directory: Path
     states: list[dict[str, float]] = field(default_factory=list)
     n_attempted: np.ndarray | None = None
+    n_iterations_target: int | None = None
+    failure: dict[str, Any] | None = None
 
     @property
     def n_iterations(self) -> int:
         """Number of iterations sampled."""
         return int(self.u_kln.shape[2])
+
+    @property
+    def status(self) -> str:
+        """``"failed"`` (a replica blew up: ``failure`` says how), ``"done"`` or ``"partial"``."""
+        if self.failure is not None:
+            return "failed"
+        if self.n_iterations_target is not None and self.n_iterations >= \
+                self.n_iterations_target:
+            return "done"
+        return "partial"
 
     @classmethod
     def load(cls, directory: str | os.PathLike, name: str = "leg") -> SamplingResult:
@@ -243,6 +260,8 @@ def _record_dtype(n_states: int, n_replicas: int) -> np.dtype:
 def _result_from_records(records: np.ndarray, layout: Mapping[str, Any],
                          leg_dir: Path) -> SamplingResult:
     k = int(layout["n_states"])
+    failed = leg_dir / "failed.json"
+    failure = json.loads(failed.read_text()) if failed.is_file() else None
     u_kln = np.ascontiguousarray(np.transpose(records["u"], (1, 2, 0)), dtype=np.float64)
     if u_kln.shape != (k, k, len(records)):  # zero records
         u_kln = np.zeros((k, k, 0))
@@ -257,6 +276,7 @@ def _result_from_records(records: np.ndarray, layout: Mapping[str, Any],
         replica_states=np.array(records["states"], dtype=np.int64).reshape(len(records), -1),
         acceptance=acceptance, temperature_K=float(layout["temperature_K"]),
         directory=leg_dir, states=[dict(s) for s in layout["states"]], n_attempted=att,
+        n_iterations_target=layout.get("n_iterations_target"), failure=failure,
     )
 
 
@@ -504,7 +524,7 @@ class ReplicaExchange:
         if self._context is None:
             self._make_context()
         state = self._resume_or_start()
-        self._write_layout()
+        self._write_layout(max(total, self.settings.n_iterations))
         samples_path = self.leg_dir / "samples.bin"
         rec_dtype = _record_dtype(self.n_states, self.n_states)
         # Records after the checkpoint are recomputed (identically): cut them off first.
@@ -514,10 +534,21 @@ class ReplicaExchange:
         if start >= total:
             return SamplingResult.load(self.directory, self.name)
         reporter = _Progress(self.name, start, total, self.progress, self.settings.progress_every)
+        failed_path = self.leg_dir / "failed.json"
+        failed_path.unlink(missing_ok=True)
         try:
             with open(samples_path, "ab") as fh:
                 for it in range(start, total):
-                    rec = self._iteration(state, it)
+                    try:
+                        rec = self._iteration(state, it)
+                    except SamplingError as err:
+                        fh.flush()
+                        info = {"error": str(err), "iteration": err.iteration,
+                                "replica": err.replica, "state_index": err.state_index,
+                                "frame": err.frame, "pdb": err.pdb}
+                        atomic_write_bytes(failed_path, json.dumps(
+                            info, indent=1, default=_json_default).encode())
+                        raise
                     fh.write(rec.tobytes())
                     state["iteration"] = it + 1
                     if (it + 1) % self.settings.checkpoint_every == 0 or it + 1 == total:
@@ -716,11 +747,12 @@ class ReplicaExchange:
             "rng": rng,
         }
 
-    def _write_layout(self) -> None:
+    def _write_layout(self, target: int) -> None:
         path = self.leg_dir / "samples.json"
         layout = {
             "version": _SAMPLES_VERSION,
             "name": self.name,
+            "n_iterations_target": int(target),
             "n_states": self.n_states,
             "n_replicas": self.n_states,
             "record_bytes": _record_dtype(self.n_states, self.n_states).itemsize,

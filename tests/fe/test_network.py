@@ -86,6 +86,7 @@ def test_failed_edges_are_listed_and_disconnected_ligands_reported():
     comps = sorted(sorted(c) for c in est.components)
     assert comps == [["A", "B"], ["C"], ["D", "E"], ["F"], ["G"]]
     assert est.dg["B"] - est.dg["A"] == pytest.approx(-1.5)
+    assert np.isnan(est.dg["C"]) and np.isinf(est.sigma["C"])  # nothing is known about C
     with pytest.raises(ValueError, match="different connected components"):
         est.ddg("A", "D")
     d = est.to_dict()
