@@ -22,7 +22,6 @@ TINY = dict(hidden_channels=8, num_layers=1, num_rbf=8, cutoff_upper=3.0, dtype=
 
 
 def tiny_model(atomic_numbers=(1, 6, 8), seed: int = 0, **overrides):
-    import tensormol.models  # noqa: F401  (registers the zoo)
     from tensormol.registry import MODELS
 
     torch.manual_seed(seed)
