@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .. import keys as K
-from ._elements import MAX_ATOMIC_NUMBER, check_atomic_numbers
+from ..elements import MAX_ATOMIC_NUMBER, check_atomic_numbers
 
 __all__ = ["AtomicDataset", "collate", "make_dataloader", "LABEL_KEYS"]
 

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ._elements import MAX_ATOMIC_NUMBER, SYMBOLS, symbol_to_number
+from ..elements import MAX_ATOMIC_NUMBER, SYMBOLS, symbol_to_number
 
 __all__ = ["XYZFrame", "iter_extxyz", "read_extxyz_frames", "format_extxyz_frame",
            "write_extxyz_frames", "open_text"]

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from .. import keys as K
+from ..elements import number_to_symbol
 from ._dataset import AtomicDataset
-from ._elements import number_to_symbol
 
 __all__ = ["compute_statistics", "mean_num_neighbors", "dataset_summary"]
 
