@@ -8,12 +8,14 @@ and print the results, and ``run_tasks`` runs independent legs in parallel with 
 
 from tensormol.fe._analysis import LegEstimate, analyze_leg, kT_to, mbar_estimate
 from tensormol.fe._network import NetworkEstimate, network_estimate
+from tensormol.fe._results import collect_legs, report, write_results
 from tensormol.fe._sampler import (
     ReplicaExchange,
     SamplerSettings,
     SamplingError,
     SamplingResult,
 )
+from tensormol.fe._scaleout import run_leg_files, run_tasks, save_leg_files
 
 __all__ = [
     "LegEstimate",
@@ -26,4 +28,10 @@ __all__ = [
     "SamplerSettings",
     "SamplingError",
     "SamplingResult",
+    "write_results",
+    "report",
+    "collect_legs",
+    "run_tasks",
+    "run_leg_files",
+    "save_leg_files",
 ]
