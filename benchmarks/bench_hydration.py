@@ -1,8 +1,8 @@
 """Hydration free energies of the FreeSolv subset in ``data/freesolv/subset.csv``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_hydration.py \\
-        [--preset standard] [--threads 2] [--only mobley_1636752 ...] [--potential model.tmol] \\
-        [--out runs/freesolv_standard]
+        [--preset standard] [--iterations N] [--threads 2] [--only mobley_1636752 ...] \\
+        [--potential model.tmol] [--out runs/freesolv_standard]
 
 One molecule at a time (each a ``tensormol.fe.run_hydration`` run directory under ``--out``;
 a rerun resumes unfinished ones and skips finished ones). Writes ``--out/summary.json`` and
@@ -39,9 +39,17 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="compound ids")
     ap.add_argument("--potential", default=None, help="tensormol bundle (ML/MM)")
     ap.add_argument("--out", default="runs/freesolv")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="override the preset's solvent-leg iterations (recorded in the summary)")
     args = ap.parse_args()
 
-    from tensormol.fe._hydration import run_hydration
+    import dataclasses
+
+    from tensormol.fe._hydration import PRESETS, run_hydration
+
+    preset = PRESETS[args.preset]
+    if args.iterations is not None:
+        preset = dataclasses.replace(preset, n_iterations=args.iterations)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +64,7 @@ def main() -> None:
             continue
         run_dir = out / cid
         t0 = time.perf_counter()
-        res = run_hydration(r["smiles"], run_dir, preset=args.preset, potential=args.potential,
+        res = run_hydration(r["smiles"], run_dir, preset=preset, potential=args.potential,
                             resume=(run_dir / "inputs.json").is_file(), threads=args.threads,
                             platform=args.platform, name=cid,
                             cache_dir=out / "ligand_cache", progress=False,
@@ -66,7 +74,8 @@ def main() -> None:
             "name": r["iupac"], "smiles": r["smiles"], "status": "done",
             "dg_kcal": res.dg_kcal, "ddg_kcal": res.ddg_kcal,
             "exp_kcal": float(r["exp_kcal"]), "gaff_freesolv_kcal": float(r["gaff_calc_kcal"]),
-            "wall_s": wall, "preset": args.preset, "threads": args.threads,
+            "wall_s": wall, "preset": args.preset, "iterations": preset.n_iterations,
+            "threads": args.threads,
             "potential": args.potential,
             "legs": {k: {"dg_kT": v["dg_kT"], "ddg_kT": v["ddg_kT"],
                          "dispersion_tail_kJ": v["dispersion_tail_kJ"],
