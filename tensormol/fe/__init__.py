@@ -7,6 +7,9 @@ and print the results, and ``run_tasks`` runs independent legs in parallel with 
 """
 
 from tensormol.fe._analysis import LegEstimate, analyze_leg, kT_to, mbar_estimate
+from tensormol.fe._hydration import HydrationPreset, HydrationResult, run_hydration
+from tensormol.fe._ligands import AntechamberError, LigandParameters, parameterize_ligand
+from tensormol.fe._mlmm import add_ml_potential
 from tensormol.fe._network import NetworkEstimate, network_estimate
 from tensormol.fe._results import collect_legs, report, write_results
 from tensormol.fe._sampler import (
@@ -16,6 +19,7 @@ from tensormol.fe._sampler import (
     SamplingResult,
 )
 from tensormol.fe._scaleout import run_leg_files, run_tasks, save_leg_files
+from tensormol.fe._systems import BuiltSystem, Receptor, SystemSettings, build_system, load_receptor
 
 __all__ = [
     "LegEstimate",
@@ -34,4 +38,16 @@ __all__ = [
     "run_tasks",
     "run_leg_files",
     "save_leg_files",
+    "parameterize_ligand",
+    "LigandParameters",
+    "AntechamberError",
+    "build_system",
+    "load_receptor",
+    "SystemSettings",
+    "BuiltSystem",
+    "Receptor",
+    "add_ml_potential",
+    "run_hydration",
+    "HydrationPreset",
+    "HydrationResult",
 ]
