@@ -36,6 +36,7 @@ __all__ = [
     "ENV_NUM_THREADS",
     "ThreadPolicy",
     "available_cores",
+    "idle_cores",
     "openmp_loaded",
     "configure_openmp",
     "openmp_wait_policy",
@@ -68,6 +69,21 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def idle_cores() -> int:
+    """Available cores minus the machine's recent load (1-minute average), at least 1.
+
+    Batched work splits over this many threads: a thread on a core another process keeps busy
+    makes every parallel region wait for it (measured: 2 threads on a loaded 2-core machine
+    ran ~20x slower than 1 for small TensorNet steps).
+    """
+    cores = available_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def openmp_loaded() -> bool:
@@ -176,7 +192,7 @@ def choose_threads(workload: str, *, n_atoms: int | None = None,
     workload : {"md", "inference", "train", "eval"}
     n_atoms : int, optional
         Atoms of the ML region (``"md"``): up to :data:`SMALL_ML_ATOMS` run on one torch
-        thread, larger regions on all available cores.
+        thread, larger regions on the cores not busy with other processes (:func:`idle_cores`).
     torch_threads, openmm_threads : int, optional
         Explicit counts (a flag or config value); they win over the rule and over
         ``TENSORMOL_NUM_THREADS``.
@@ -206,10 +222,13 @@ def choose_threads(workload: str, *, n_atoms: int | None = None,
             return ThreadPolicy(workload, 1, openmm_threads,
                                 f"ML region of {n_atoms} atoms <= {SMALL_ML_ATOMS}: too small "
                                 "to split")
-        return ThreadPolicy(workload, cores, openmm_threads,
+        return ThreadPolicy(workload, idle_cores(), openmm_threads,
                             f"ML region of {n_atoms} atoms > {SMALL_ML_ATOMS}: split over the "
-                            "available cores")
-    return ThreadPolicy(workload, cores, openmm_threads, "batched work: all available cores")
+                            "available cores not busy with other processes")
+    idle = idle_cores()
+    why = ("batched work: all available cores" if idle == cores else
+           f"batched work: the {idle} of {cores} available cores not busy with other processes")
+    return ThreadPolicy(workload, idle, openmm_threads, why)
 
 
 @contextmanager

@@ -24,50 +24,39 @@ def _budget(seconds: float) -> str:
     return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _auto_threads(wanted: int = 2) -> int:
-    """``wanted`` threads on an idle machine, fewer when the cores are busy.
-
-    Small TensorNet steps are many short kernels: with more threads than free cores every one of
-    them waits for a descheduled thread (measured: 2 threads on a loaded 2-core machine ran ~20x
-    slower than 1).
-    """
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(wanted, cores, int(cores - busy + 0.5)))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m tensormol.demo", description=__doc__)
     parser.add_argument("--config", default=str(_REPO / "configs" / "demo_ethanol.yaml"))
     parser.add_argument("--minutes", type=float, default=3.0, help="training wall-time budget")
     parser.add_argument("--threads", default="auto",
-                        help="torch threads, or 'auto': up to 2, fewer on a busy machine")
+                        help="torch threads, or 'auto': tensormol's thread policy (the cores not "
+                             "busy with other processes)")
     parser.add_argument("--root", default="runs", help="parent folder of the run")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+", default=[],
                         help="extra config overrides")
     args = parser.parse_args(argv)
 
+    from tensormol._threads import choose_threads, configure_openmp, thread_scope
+
+    configure_openmp()  # before anything loads torch and its OpenMP runtime
+    if args.minutes <= 0:
+        parser.error(f"--minutes must be > 0, got {args.minutes}")
+    try:
+        threads = None if args.threads == "auto" else int(args.threads)
+        policy = choose_threads("train", torch_threads=threads)
+    except ValueError:
+        parser.error(f"--threads must be a positive integer or 'auto', got {args.threads!r}")
+    with thread_scope(policy):
+        return _run(args, policy.describe())
+
+
+def _run(args: argparse.Namespace, threads: str) -> int:
     import torch
 
     from tensormol.config import load_config
     from tensormol.train import evaluate, train
 
-    if args.minutes <= 0:
-        parser.error(f"--minutes must be > 0, got {args.minutes}")
-    try:
-        threads = _auto_threads() if args.threads == "auto" else int(args.threads)
-    except ValueError:
-        parser.error(f"--threads must be an integer or 'auto', got {args.threads!r}")
-    torch.set_num_threads(max(1, threads))
     name = time.strftime("demo_ethanol_%Y%m%d-%H%M%S")
     overrides = [f"trainer.max_time={_budget(60 * args.minutes)}", f"logging.root={args.root}",
                  f"logging.name={name}", *args.overrides]
@@ -77,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tensormol demo: TensorNet (hidden {cfg.model.params.get('hidden_channels')}, "
           f"{cfg.model.params.get('num_layers')} layers) on {Path(cfg.data.path).name} "
           f"({cfg.data.split.train} training frames), {', '.join(x for x in limits if x)}, "
-          f"{torch.get_num_threads()} thread(s)", flush=True)
+          f"{torch.get_num_threads()} thread(s)\n{threads}", flush=True)
     t0 = time.perf_counter()
     result = train(cfg, test=False)
     t_train = time.perf_counter() - t0
