@@ -180,6 +180,9 @@ def plot_overlap(est: LegEstimate, path: Path, title: str = "") -> None:
                 if o[i, j] >= 0.005:
                     ax.text(j, i, f"{o[i, j]:.2f}", ha="center", va="center", fontsize=6,
                             color="white" if o[i, j] > 0.5 * o.max() else "black")
+    ticks = list(range(0, k, max(1, k // 12)))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
     ax.set_xlabel("state")
     ax.set_ylabel("state")
     ax.set_title(f"overlap {title} (min neighbour {est.min_neighbor_overlap():.3f})", fontsize=9)
