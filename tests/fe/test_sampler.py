@@ -206,3 +206,31 @@ def test_bad_input_errors(tmp_path):
 
 if __name__ == "__main__":  # the child of the SIGKILL test
     lj_sampler(Path(sys.argv[1]), n_iterations=int(sys.argv[2]), checkpoint_every=1).run()
+
+
+def test_analytic_reduced_potentials_and_neighbor_swaps(tmp_path):
+    """A protocol's analytic reduced potentials give the default path's samples; the
+    neighbour scheme only swaps adjacent states."""
+    from openmm import unit
+
+    ks = np.array([100.0, 200.0, 400.0])
+    states = [{"k_spring": k} for k in ks]
+    kT = 298.15 * 0.0083144626181532  # kJ/mol
+
+    def analytic(context, k):
+        x = context.getState(getPositions=True).getPositions(asNumpy=True)
+        r2 = float((x.value_in_unit(unit.nanometer) ** 2).sum())
+        return 0.5 * ks * r2 / kT
+
+    out = []
+    for name, fn in (("default", None), ("analytic", analytic)):
+        settings = SamplerSettings(n_iterations=15, steps_per_iteration=20, threads=THREADS,
+                                   swap_scheme="neighbors")
+        rex = ReplicaExchange(harmonic_system(2, mass=1.0), np.full((2, 3), 0.01), states,
+                              settings, tmp_path, name=name, reduced_potentials=fn,
+                              progress=False)
+        out.append(rex.run())
+    np.testing.assert_allclose(out[0].u_kln, out[1].u_kln, rtol=1e-6)
+    assert np.array_equal(out[0].replica_states, out[1].replica_states)
+    assert out[0].n_attempted[0, 2] == 0 and out[0].n_attempted[0, 1] > 0
+    assert sorted(out[0].replica_states[-1]) == [0, 1, 2]
