@@ -404,7 +404,7 @@ def run_hydration_leg(run_dir: str | os.PathLike, leg: str, *, threads: int | No
     the dispersion tail, wall time).
     """
     from tensormol.fe._analysis import analyze_leg
-    from tensormol.fe._sampler import ReplicaExchange, SamplerSettings
+    from tensormol.fe._sampler import ReplicaExchange, SamplerSettings, SamplingResult
 
     run = Path(run_dir)
     if leg not in LEGS:
@@ -427,9 +427,16 @@ def run_hydration_leg(run_dir: str | os.PathLike, leg: str, *, threads: int | No
         # The prepared coordinates are minimised (and, in water, equilibrated at full coupling):
         # every state starts from them as they are.
         minimize=False)
-    sampler = ReplicaExchange(system, pos, states, settings, _leg_dir(run, leg).parent, name=leg,
-                              box_vectors=box, topology=topology, progress=progress)
-    result = sampler.run()
+    result = None
+    if (_leg_dir(run, leg) / "samples.json").is_file():
+        done = SamplingResult.load(_leg_dir(run, leg).parent, leg)
+        if done.n_iterations >= iters and done.failure is None:
+            result = done  # a finished leg is analysed, not rerun
+    if result is None:
+        sampler = ReplicaExchange(system, pos, states, settings, _leg_dir(run, leg).parent,
+                                  name=leg, box_vectors=box, topology=topology,
+                                  progress=progress)
+        result = sampler.run()
     est = analyze_leg(result.u_kln, p.temperature_K)
     tail = _dispersion_tail_kj(system, pos, box)
     from tensormol.fe._sampler import boltzmann_kj_per_mol
