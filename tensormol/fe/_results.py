@@ -264,8 +264,9 @@ def write_results(run_dir: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
         Relative rows name their ligands with ``ligand_a``/``ligand_b`` (ΔΔG = G_b − G_a) or a
         name ``"A->B"``; other rows may give ``ligand`` (default: ``name``).
     legs : mapping str -> LegEstimate
-        Per-leg estimates, keyed by leg name (the leg's directory relative to ``run_dir`` when
-        the sampler wrote it there, which also finds its replica mixing).
+        Per-leg estimates, keyed by leg name: the leg's directory relative to ``run_dir``, or
+        a directory holding exactly one sampler directory (also under ``run_dir/legs``), which
+        finds the samples for its replica-mixing plot.
     experimental : mapping str -> float, optional
         Experimental ΔG per ligand (kcal/mol): statistics and calculated-vs-experiment plots.
     replica_states : mapping str -> (N, R) int array, optional
@@ -345,6 +346,19 @@ def _csv_text(rows: Sequence[Mapping[str, Any]], network: NetworkEstimate | None
     return buf.getvalue()
 
 
+def _find_leg_dir(run_dir: Path, name: str) -> Path | None:
+    """The sampler directory of leg ``name``: ``run_dir/name``, or the one sampler directory
+    directly inside ``run_dir/name`` or ``run_dir/legs/name``."""
+    if (run_dir / name / "samples.json").is_file():
+        return run_dir / name
+    for base in (run_dir / name, run_dir / "legs" / name):
+        if base.is_dir():
+            hits = sorted(base.glob("*/samples.json"))
+            if len(hits) == 1:
+                return hits[0].parent
+    return None
+
+
 def _write_plots(run_dir: Path, rows: Sequence[Mapping[str, Any]],
                  legs: Mapping[str, LegEstimate], network: NetworkEstimate | None,
                  exp: Mapping[str, float], replica_states: Mapping[str, np.ndarray]) -> None:
@@ -355,8 +369,9 @@ def _write_plots(run_dir: Path, rows: Sequence[Mapping[str, Any]],
         plot_overlap(est, out / f"{stem}_overlap.png", name)
         plot_convergence(est, out / f"{stem}_convergence.png", name)
         rs = replica_states.get(name)
-        if rs is None and (run_dir / name / "samples.json").is_file():
-            rs = SamplingResult.load(run_dir, name).replica_states
+        leg_dir = _find_leg_dir(run_dir, name) if rs is None else None
+        if leg_dir is not None:
+            rs = SamplingResult.load(leg_dir.parent, leg_dir.name).replica_states
         if rs is not None and len(rs):
             plot_mixing(rs, out / f"{stem}_mixing.png", name)
     if not exp:

@@ -130,6 +130,12 @@ def test_write_results_json_csv_plots_and_report(run_dir, tmp_path):
     assert "failed edge ligA → ligC" in text
     assert "partial" in text and "vs experiment (edges, n=3)" in text
 
+    # A leg named by the directory that holds its sampler directory finds its samples too.
+    write_results(tmp_path, rows[:1], {"ligA": est_a}, replica_states=None)
+    assert not (tmp_path / "plots" / "ligA_mixing.png").exists()  # not under tmp_path
+    write_results(out, rows[:1], {"ligA": est_a})
+    assert (out / "plots" / "ligA_mixing.png").is_file()
+
     # The same through the command line.
     from tensormol.cli.main import main
 
