@@ -7,6 +7,16 @@ and print the results, and ``run_tasks`` runs independent legs in parallel with 
 """
 
 from tensormol.fe._analysis import LegEstimate, analyze_leg, kT_to, mbar_estimate
+from tensormol.fe._atm import (
+    ATMReducedPotentials,
+    ATMSettings,
+    RestraintSettings,
+    add_atm_force,
+    atm_energy,
+    atm_states,
+)
+from tensormol.fe._binding import prepare_binding, run_binding
+from tensormol.fe._config import BindingConfig, load_binding_config
 from tensormol.fe._hydration import HydrationPreset, HydrationResult, run_hydration
 from tensormol.fe._ligands import AntechamberError, LigandParameters, parameterize_ligand
 from tensormol.fe._mlmm import add_ml_potential
@@ -50,4 +60,14 @@ __all__ = [
     "run_hydration",
     "HydrationPreset",
     "HydrationResult",
+    "ATMSettings",
+    "RestraintSettings",
+    "ATMReducedPotentials",
+    "atm_states",
+    "atm_energy",
+    "add_atm_force",
+    "BindingConfig",
+    "load_binding_config",
+    "prepare_binding",
+    "run_binding",
 ]

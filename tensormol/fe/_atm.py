@@ -50,6 +50,7 @@ __all__ = [
     "add_alignment_restraint",
     "add_position_restraints",
     "site_standard_state_kT",
+    "anneal_forward",
     "NONBONDED_FORCE_TYPES",
 ]
 
@@ -393,6 +394,23 @@ def add_position_restraints(system: Any, atoms: Sequence[int], positions_nm: np.
         f.addParticle(int(a), [k, tol, *pos[int(a)]])
     f.setName("ATMPositionRestraint")
     return system.addForce(f)
+
+
+def anneal_forward(context: Any, integrator: Any, states: Sequence[Mapping[str, float]],
+                   steps_per_state: int) -> None:
+    """Walk a context through the forward half of the states (λ 0 → 1/2), MD at each.
+
+    In explicit solvent the displaced ligand of an absolute leg starts on top of water
+    molecules: u1 is astronomically large and the reverse-direction states (whose energy is
+    ``u1 + λ2·(u0 − u1)``, not soft-cored) are unusable. Annealing along the forward direction,
+    where the soft-core bounds the perturbation, lets the solvent make room at the displaced
+    position, after which both directions meet at the intermediate (the AToM-OpenMM protocol).
+    """
+    half = len(states) // 2
+    for k in range(half):
+        for key, value in states[k].items():
+            context.setParameter(key, value)
+        integrator.step(int(steps_per_state))
 
 
 def site_standard_state_kT(temperature_K: float,

@@ -51,6 +51,7 @@ from tensormol.fe._atm import (
     add_atm_force,
     add_position_restraints,
     add_site_restraint,
+    anneal_forward,
     atm_states,
     site_standard_state_kT,
 )
@@ -489,12 +490,12 @@ def _native_obc2(system: Any) -> bool:
 
 
 def _minimize(system: Any, positions: np.ndarray, box: np.ndarray | None) -> np.ndarray:
-    """Local energy minimisation of the MM system (= ATM state 0), deterministic (Reference)."""
+    """Local energy minimisation of the MM system (= ATM state 0); stored, so done once."""
     import openmm
     from openmm import unit
 
     ctx = openmm.Context(system, openmm.VerletIntegrator(0.001),
-                         openmm.Platform.getPlatformByName("Reference"))
+                         openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
     if box is not None:
         ctx.setPeriodicBoxVectors(*(openmm.Vec3(*row) for row in box))
     ctx.setPositions(positions)
@@ -630,6 +631,8 @@ def run_leg(leg_dir: str, sampler: dict[str, Any], progress: bool = True) -> dic
     states = atm_states(ATMSettings(**meta["atm"]))
     top = app.PDBFile(str(leg_dir / "initial.pdb")).topology
     t0 = time.perf_counter()
+    if meta["solvent"] == "tip3p":
+        pos, box = _annealed(leg_dir, system, pos, box, states, settings)
     rex = ReplicaExchange(system, pos, states, settings, leg_dir, name="sampling",
                           box_vectors=box, topology=top,
                           reduced_potentials=ATMReducedPotentials(idx, states,
@@ -654,6 +657,42 @@ def run_leg(leg_dir: str, sampler: dict[str, Any], progress: bool = True) -> dic
     tmp.write_text(json.dumps(out, indent=1, default=_json_default))
     os.replace(tmp, leg_dir / "estimate.json")
     return out
+
+
+#: Length of the forward annealing of explicit-solvent legs before replica exchange (ps).
+_ANNEAL_PS = 40.0
+
+
+def _annealed(leg_dir: Path, system: Any, pos: np.ndarray, box: np.ndarray | None,
+              states: list[dict[str, float]], settings: Any) -> tuple[np.ndarray, Any]:
+    """Positions after :func:`anneal_forward` (computed once, stored in ``annealed.npz``)."""
+    import openmm
+    from openmm import unit
+
+    path = leg_dir / "annealed.npz"
+    if not path.is_file():
+        integ = openmm.LangevinMiddleIntegrator(
+            settings.temperature_K * unit.kelvin, settings.friction_per_ps / unit.picosecond,
+            settings.timestep_fs * unit.femtosecond)
+        integ.setRandomNumberSeed(settings.seed + 7919)
+        props = {"Threads": str(settings.threads)} if (settings.platform == "CPU"
+                                                      and settings.threads) else {}
+        ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName(settings.platform),
+                             props)
+        if box is not None:
+            ctx.setPeriodicBoxVectors(*(openmm.Vec3(*row) for row in box))
+        ctx.setPositions(pos)
+        ctx.setVelocitiesToTemperature(settings.temperature_K * unit.kelvin, settings.seed + 1)
+        n = max(1, int(_ANNEAL_PS * 1000.0 / settings.timestep_fs / (len(states) // 2)))
+        anneal_forward(ctx, integ, states, n)
+        st = ctx.getState(getPositions=True)
+        out_pos = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        out_box = st.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+        tmp = leg_dir / "annealed.tmp.npz"
+        np.savez(tmp, positions_nm=np.asarray(out_pos), box_nm=np.asarray(out_box))
+        os.replace(tmp, path)
+    data = np.load(path)
+    return np.asarray(data["positions_nm"]), np.asarray(data["box_nm"])
 
 
 def _json_default(obj: Any) -> Any:
