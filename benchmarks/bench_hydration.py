@@ -31,6 +31,15 @@ def _stats(pairs: list[tuple[float, float]]) -> dict[str, float]:
             "rmse": math.sqrt(sum(x * x for x in d) / len(d))}
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system, all threads) of this process: on a shared machine a measure
+    of the work that does not depend on what else runs."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="standard")
@@ -64,17 +73,19 @@ def main() -> None:
             continue
         run_dir = out / cid
         t0 = time.perf_counter()
+        c0 = _cpu_seconds()
         res = run_hydration(r["smiles"], run_dir, preset=preset, potential=args.potential,
                             resume=(run_dir / "inputs.json").is_file(), threads=args.threads,
                             platform=args.platform, name=cid,
                             cache_dir=out / "ligand_cache", progress=False,
                             experimental_kcal=float(r["exp_kcal"]))
         wall = time.perf_counter() - t0
+        cpu = _cpu_seconds() - c0
         summary[cid] = {
             "name": r["iupac"], "smiles": r["smiles"], "status": "done",
             "dg_kcal": res.dg_kcal, "ddg_kcal": res.ddg_kcal,
             "exp_kcal": float(r["exp_kcal"]), "gaff_freesolv_kcal": float(r["gaff_calc_kcal"]),
-            "wall_s": wall, "preset": args.preset, "iterations": preset.n_iterations,
+            "wall_s": wall, "cpu_s": cpu, "preset": args.preset, "iterations": preset.n_iterations,
             "threads": args.threads,
             "potential": args.potential,
             "legs": {k: {"dg_kT": v["dg_kT"], "ddg_kT": v["ddg_kT"],
@@ -87,7 +98,7 @@ def main() -> None:
         tmp.replace(summary_path)
         print(f"{cid} {r['iupac']}: {res.dg_kcal:+.2f} ± {res.ddg_kcal:.2f} kcal/mol "
               f"(exp {float(r['exp_kcal']):+.2f}, FreeSolv GAFF {float(r['gaff_calc_kcal']):+.2f})"
-              f" in {wall / 60:.1f} min", flush=True)
+              f" in {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU", flush=True)
     done = [v for v in summary.values() if v.get("status") == "done"]
     print(f"\n{'compound':16s} {'name':12s} {'dG':>7s} {'sigma':>6s} {'exp':>6s} {'GAFF':>6s} "
           f"{'min':>5s}")
