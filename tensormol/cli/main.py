@@ -27,7 +27,7 @@ _SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("tensormol.cli._train", "add_train_subcommands"),
     ("tensormol.cli._export", "add_export_subcommand"),
     ("tensormol.cli._md", "add_md_subcommand"),
-    # ("tensormol.cli._fe", "add_fe_subcommand"),
+    ("tensormol.cli._fe", "add_fe_subcommand"),
 )
 
 
