@@ -57,9 +57,12 @@ struct Table {
   bool mirrored = false;
 };
 
-template <typename scalar_t>
-Table<scalar_t> make_table(const at::Tensor& leg, const at::Tensor& index, const at::Tensor& trig,
-                           int64_t n_theta, int64_t n_phi, int64_t dim, const char* what) {
+// Every check of a table runs here, before the dtype dispatch, so nothing throws from inside
+// the dispatched code (an error thrown there crashed the process instead of reaching Python on
+// one machine: torch 2.11, CUDA 13 image).
+void check_table(const at::Tensor& leg, const at::Tensor& index, const at::Tensor& trig,
+                 int64_t n_theta, int64_t n_phi, int64_t dim, at::ScalarType dtype,
+                 const char* what) {
   TORCH_CHECK(leg.dim() == 4 && leg.size(1) == 2 && leg.size(2) == n_theta,
               "gaunt_grid: ", what, " leg must be (K, 2, n_theta, L+1)");
   const int64_t K = leg.size(0), Lp1 = leg.size(3);
@@ -70,6 +73,18 @@ Table<scalar_t> make_table(const at::Tensor& leg, const at::Tensor& index, const
               "gaunt_grid: ", what, " trig must be (K, 2, n_phi)");
   TORCH_CHECK(leg.is_contiguous() && trig.is_contiguous() && index.is_contiguous(),
               "gaunt_grid: tables must be contiguous");
+  TORCH_CHECK(leg.scalar_type() == dtype && trig.scalar_type() == dtype,
+              "gaunt_grid: tables must have the inputs' dtype");
+  const int64_t* idx = index.data_ptr<int64_t>();
+  for (int64_t n = 0; n < index.numel(); ++n)
+    TORCH_CHECK(idx[n] < dim, "gaunt_grid: ", what, " index ", idx[n], " out of range ", dim);
+}
+
+// Builds the slot lists of a table already checked by check_table.
+template <typename scalar_t>
+Table<scalar_t> make_table(const at::Tensor& leg, const at::Tensor& index, const at::Tensor& trig,
+                           int64_t n_phi) {
+  const int64_t K = leg.size(0), Lp1 = leg.size(3);
   Table<scalar_t> t;
   t.leg = leg.data_ptr<scalar_t>();
   t.trig = trig.data_ptr<scalar_t>();
@@ -80,7 +95,6 @@ Table<scalar_t> make_table(const at::Tensor& leg, const at::Tensor& index, const
     for (int64_t l = 0; l < Lp1; ++l) {
       const int64_t d = idx[kc * Lp1 + l];
       if (d < 0) continue;
-      TORCH_CHECK(d < dim, "gaunt_grid: ", what, " index ", d, " out of range ", dim);
       if (!any) {
         t.kc_used.push_back(kc);
         t.kc_begin.push_back(static_cast<int64_t>(t.slots.size()));
@@ -257,24 +271,21 @@ at::Tensor gaunt_grid_cpu(const std::vector<at::Tensor>& xs, const std::vector<a
     TORCH_CHECK(x.scalar_type() == xs[0].scalar_type() && x.device().is_cpu(),
                 "gaunt_grid: inputs must share one floating dtype on the CPU");
   }
+  for (size_t i = 0; i < n_in; ++i)
+    check_table(legs[i], indices[i], trigs[i], n_theta, n_phi, xs[i].size(1),
+                xs[0].scalar_type(), "input");
+  check_table(leg_out, index_out, trig_out, n_theta, n_phi, dim_out, xs[0].scalar_type(),
+              "output");
   auto out = at::empty({Z, dim_out}, xs[0].options());
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), "gaunt_grid_cpu", [&] {
     std::vector<Table<scalar_t>> tabs;
     int64_t max_dim = dim_out, max_kc = 0;
     for (size_t i = 0; i < n_in; ++i) {
-      TORCH_CHECK(legs[i].scalar_type() == xs[0].scalar_type() &&
-                      trigs[i].scalar_type() == xs[0].scalar_type(),
-                  "gaunt_grid: tables must have the inputs' dtype");
-      tabs.push_back(make_table<scalar_t>(legs[i], indices[i], trigs[i], n_theta, n_phi,
-                                          xs[i].size(1), "input"));
+      tabs.push_back(make_table<scalar_t>(legs[i], indices[i], trigs[i], n_phi));
       max_dim = std::max(max_dim, xs[i].size(1));
       max_kc = std::max<int64_t>(max_kc, tabs.back().kc_used.size());
     }
-    TORCH_CHECK(leg_out.scalar_type() == xs[0].scalar_type() &&
-                    trig_out.scalar_type() == xs[0].scalar_type(),
-                "gaunt_grid: tables must have the inputs' dtype");
-    const auto tab_out =
-        make_table<scalar_t>(leg_out, index_out, trig_out, n_theta, n_phi, dim_out, "output");
+    const auto tab_out = make_table<scalar_t>(leg_out, index_out, trig_out, n_phi);
     max_kc = std::max<int64_t>(max_kc, tab_out.kc_used.size());
     std::vector<const scalar_t*> xp;
     for (const auto& x : xs) xp.push_back(x.data_ptr<scalar_t>());
