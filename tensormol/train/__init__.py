@@ -19,6 +19,7 @@ from tensormol.train._evaluate import EvalResult, evaluate, run_dir_of_checkpoin
 from tensormol.train._loss import ErrorSums, PotentialLoss
 from tensormol.train._module import PotentialModule
 from tensormol.train._plots import learning_curve_plot, parity_plot
+from tensormol.train._progress import LineProgress
 from tensormol.train._run import (
     CHECKPOINT_FORMAT,
     TrainResult,
@@ -46,6 +47,7 @@ __all__ = [
     "PreparedData",
     "prepare_data",
     "AppendingCSVLogger",
+    "LineProgress",
     "read_metrics_csv",
     "parity_plot",
     "learning_curve_plot",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,23 @@ __all__ = [
 
 @dataclass
 class PreparedData:
-    """The three splits, the training-split statistics and the species seen in training."""
+    """The three splits and the species seen in training; ``statistics`` of the training split
+    are added by :meth:`compute_statistics` once the model (and so its cutoff) exists."""
 
     train: Dataset
     val: Dataset
     test: Dataset
-    statistics: dict[str, Any]
     species: list[int]
     split_indices: dict[str, list[int]] = field(default_factory=dict)
+    statistics: dict[str, Any] = field(default_factory=dict)
+
+    def compute_statistics(self, cutoff: float) -> dict[str, Any]:
+        """Statistics of the training split (:func:`tensormol.data.compute_statistics`) with the
+        mean neighbour count within ``cutoff`` (Å, the model's); stored and returned."""
+        from tensormol.data import compute_statistics
+
+        self.statistics = dict(compute_statistics(self.train, cutoff=float(cutoff)))
+        return self.statistics
 
 
 #: Reader arguments the data section sets itself (not allowed under ``data.reader``).
@@ -107,9 +115,8 @@ def split_configured_dataset(data: DataConfig, dataset: Dataset, seed: int
     return split_dataset(dataset, train=n_train, val=n_val, test=n_test, seed=split_seed)
 
 
-def prepare_data(data: DataConfig, seed: int,
-                 cutoff_of: Callable[[list[int]], float]) -> PreparedData:
-    """Read, split (seeded) and compute statistics on the training split.
+def prepare_data(data: DataConfig, seed: int) -> PreparedData:
+    """Read and split (seeded); the species are those of the training split.
 
     Parameters
     ----------
@@ -117,12 +124,13 @@ def prepare_data(data: DataConfig, seed: int,
         The data section.
     seed : int
         Run seed; the split uses ``data.split_seed`` when set.
-    cutoff_of : callable
-        Maps the training species to the model's cutoff (Å): the cutoff is the model's, the one
-        source of truth, used here for the mean neighbour count.
+
+    Notes
+    -----
+    Statistics need the model's cutoff (the one source of truth), so they come after the model
+    is built: :meth:`PreparedData.compute_statistics`.
     """
-    from tensormol.data import compute_statistics
-    from tensormol.models import element_symbol
+    from tensormol.elements import element_symbol
 
     dataset = read_configured_dataset(data)
     if K.ENERGY not in dataset.labels and K.FORCES not in dataset.labels:
@@ -136,10 +144,9 @@ def prepare_data(data: DataConfig, seed: int,
                 f"the {name} split holds {', '.join(element_symbol(z) for z in extra)}, which "
                 f"the training split lacks; enlarge data.split.train or change data.split_seed"
             )
-    statistics = dict(compute_statistics(train, cutoff=cutoff_of(species)))
     indices = {name: [int(i) for i in part.metadata.get("source_indices", [])]
                for name, part in (("train", train), ("val", val), ("test", test))}
-    return PreparedData(train, val, test, statistics, species, indices)
+    return PreparedData(train, val, test, species, indices)
 
 
 class PotentialDataModule(L.LightningDataModule):
@@ -149,6 +156,12 @@ class PotentialDataModule(L.LightningDataModule):
     take the same optimiser steps as one process with ``B`` (see :class:`ShardedSampler`). Build
     the Trainer with ``use_distributed_sampler=False`` so Lightning keeps these samplers.
     """
+
+    @classmethod
+    def from_config(cls, prepared: PreparedData, data: DataConfig,
+                    seed: int) -> PotentialDataModule:
+        """Loaders as the data section says (batch sizes, workers)."""
+        return cls(prepared, data.batch_size, data.eval_batch_size, data.num_workers, seed=seed)
 
     def __init__(self, prepared: PreparedData, batch_size: int, eval_batch_size: int | None = None,
                  num_workers: int = 0, seed: int = 0) -> None:

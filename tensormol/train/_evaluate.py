@@ -29,7 +29,11 @@ class EvalResult:
     def format(self) -> str:
         """A human-readable table of the errors (meV and meV/Å)."""
         m = self.metrics
-        lines = [f"{self.split} split: {self.num_structures} structures"]
+        if self.split == "all":
+            where = Path(str(self.extra.get("data", "the data file"))).name
+            lines = [f"{where} (whole file): {self.num_structures} structures"]
+        else:
+            lines = [f"{self.split} split: {self.num_structures} structures"]
         rows = [("energy", "energy_mae", "energy_rmse", "meV"),
                 ("energy per atom", "energy_per_atom_mae", "energy_per_atom_rmse", "meV/atom"),
                 ("forces (components)", "forces_mae", "forces_rmse", "meV/Å"),
@@ -47,34 +51,55 @@ def run_dir_of_checkpoint(checkpoint: str | os.PathLike) -> Path:
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
-def evaluate(checkpoint: str | os.PathLike, *, split: str = "test",
+_SPLITS = ("train", "val", "test", "all")
+
+
+def evaluate(checkpoint: str | os.PathLike, *, split: str | None = None,
              output_dir: str | os.PathLike | None = None, batch_size: int | None = None,
              data_path: str | os.PathLike | None = None, plots: bool = True,
-             ema: bool = True) -> EvalResult:
-    """Errors of a checkpoint's model on a split of its data, with a parity plot and learning curve.
+             ema: bool = True, threads: int | None = None) -> EvalResult:
+    """Errors of a checkpoint's model on a data set, with a parity plot and learning curve.
 
     Parameters
     ----------
     checkpoint : path-like
         A checkpoint written by :func:`tensormol.train.train`.
-    split : {"test", "val", "train"}
-        The split, re-created from the indices stored in the checkpoint.
+    split : {"test", "val", "train", "all"}, optional
+        A split of the training data, re-created from the indices stored in the checkpoint, or
+        ``"all"`` for every frame of the file. Default: ``"test"`` for the training data,
+        ``"all"`` for another file (``data_path``): an external test set is evaluated whole.
     output_dir : path-like, optional
         Folder for ``parity_<split>.png`` and ``learning_curve.png``; default ``<run>/eval``.
     batch_size : int, optional
         Structures per batch; default the config's evaluation batch size.
     data_path : path-like, optional
-        Read the data from here instead of the path in the checkpoint's config (moved files).
+        Evaluate this file (read with the training config's reader settings and units) instead
+        of the training data. With ``split`` set to a split name it must be the training data
+        (e.g. moved), since the stored split indices refer to it.
     plots : bool
         Write the PNG files.
     ema : bool
         Evaluate the EMA weights (default; the ones validated and exported).
+    threads : int, optional
+        Torch intra-op threads; default: the thread policy for evaluation
+        (:func:`tensormol._threads.choose_threads`), set for this call only.
 
     Returns
     -------
     EvalResult
-        MAE/RMSE of energy (eV), energy per atom (eV/atom), forces (eV/Å), stress (eV/Å³).
+        MAE/RMSE of energy (eV), energy per atom (eV/atom), forces (eV/Å), stress (eV/Å³);
+        ``extra["threads"]`` holds the thread-policy line.
     """
+    from tensormol._threads import choose_threads, thread_scope
+
+    policy = choose_threads("eval", torch_threads=threads)
+    with thread_scope(policy):
+        result = _evaluate(checkpoint, split, output_dir, batch_size, data_path, plots, ema)
+    result.extra["threads"] = policy.describe()
+    return result
+
+
+def _evaluate(checkpoint, split, output_dir, batch_size, data_path, plots, ema) -> EvalResult:
     import dataclasses
 
     from torch.utils.data import DataLoader, Subset
@@ -87,21 +112,32 @@ def evaluate(checkpoint: str | os.PathLike, *, split: str = "test",
     from tensormol.train._plots import learning_curve_plot, parity_plot
     from tensormol.train._run import load_checkpoint
 
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if split is None:
+        split = "all" if data_path is not None else "test"
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {', '.join(map(repr, _SPLITS))}, got {split!r}")
     model, meta = load_checkpoint(checkpoint, ema=ema)
     cfg = config_from_dict(meta["config"])
     data_cfg = cfg.data
     if data_path is not None:
-        data_cfg = dataclasses.replace(data_cfg, path=str(Path(data_path).resolve()))
+        # The whole file: the training run's max_frames does not apply to another file.
+        data_cfg = dataclasses.replace(data_cfg, path=str(Path(data_path).resolve()),
+                                       max_frames=None if split == "all" else data_cfg.max_frames)
     dataset = read_configured_dataset(data_cfg)
-    indices = meta.get("split_indices", {}).get(split)
+    if split == "all":
+        indices = list(range(len(dataset)))
+    else:
+        indices = meta.get("split_indices", {}).get(split)
+        if not indices:
+            raise ValueError(f"checkpoint {str(checkpoint)!r} records no {split!r} split "
+                             "(was the split empty?)")
+        if max(indices) >= len(dataset):
+            raise ValueError(
+                f"the data file {data_cfg.path!r} holds {len(dataset)} frames, fewer than the "
+                f"checkpoint's {split!r} split expects; evaluate another file whole with "
+                "split='all' (tensormol eval --split all)")
     if not indices:
-        raise ValueError(f"checkpoint {str(checkpoint)!r} records no {split!r} split "
-                         "(was the split empty?)")
-    if max(indices) >= len(dataset):
-        raise ValueError(f"the data file {data_cfg.path!r} holds {len(dataset)} frames, fewer "
-                         f"than the checkpoint's split expects; is it the training data?")
+        raise ValueError(f"the data file {data_cfg.path!r} holds no frames")
     subset = Subset(dataset, indices)
     loader = DataLoader(subset, batch_size=batch_size or cfg.data.eval_batch_size
                         or cfg.data.batch_size, shuffle=False, collate_fn=collate)
@@ -118,7 +154,8 @@ def evaluate(checkpoint: str | os.PathLike, *, split: str = "test",
             f_ref.append(batch[K.FORCES].to(torch.float64).numpy())
             f_pred.append(pred[K.FORCES].detach().numpy())
     metrics = sums.compute()
-    result = EvalResult(split=split, num_structures=len(subset), metrics=metrics)
+    result = EvalResult(split=split, num_structures=len(subset), metrics=metrics,
+                        extra={"data": str(data_cfg.path)})
     if plots:
         run_dir = run_dir_of_checkpoint(checkpoint)
         out = Path(output_dir) if output_dir is not None else run_dir / "eval"

@@ -55,6 +55,11 @@ class PotentialLoss(nn.Module):
         self.kind = kind
         self.huber_delta = float(huber_delta)
 
+    @classmethod
+    def from_config(cls, loss) -> PotentialLoss:
+        """The loss a ``training.loss`` section (:class:`tensormol.config.LossConfig`) says."""
+        return cls(**loss.to_dict())
+
     @property
     def needs_forces(self) -> bool:
         return self.weights["forces"] > 0

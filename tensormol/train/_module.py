@@ -77,6 +77,16 @@ class PotentialModule(L.LightningModule):
         #: The last computed metrics per split (plain floats), for callers after ``fit``/``test``.
         self.last_metrics: dict[str, dict[str, float]] = {}
 
+    @classmethod
+    def from_config(cls, model: nn.Module, training,
+                    metadata: dict[str, Any] | None = None) -> PotentialModule:
+        """The module a ``training`` section (:class:`tensormol.config.TrainingConfig`) says."""
+        plateau = training.plateau.to_dict() if training.plateau is not None else None
+        return cls(model, PotentialLoss.from_config(training.loss), optimizer=training.optimizer,
+                   lr=training.lr, weight_decay=training.weight_decay, amsgrad=training.amsgrad,
+                   warmup_steps=training.warmup_steps, plateau=plateau,
+                   ema_decay=training.ema_decay, monitor=training.monitor, metadata=metadata)
+
     # ----------------------------------------------------------------------------------- model
     @property
     def eval_model(self) -> nn.Module:
@@ -204,7 +214,20 @@ class PotentialModule(L.LightningModule):
     # ----------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tensormol"] = self.metadata
+        # The running error sums of the current training epoch: a run resumed from a mid-epoch
+        # checkpoint adds to them, so its epoch metrics equal an uninterrupted run's.
+        checkpoint["tensormol_train_sums"] = {
+            "epoch": int(self.trainer.current_epoch) if self._trainer is not None else 0,
+            "values": self._sums["train"].values.detach().cpu().clone(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "tensormol" in checkpoint and not self.metadata:
             self.metadata = checkpoint["tensormol"]
+        sums = checkpoint.get("tensormol_train_sums")
+        if sums is not None and (self._trainer is None or self.trainer.global_rank == 0):
+            # A run resumed mid-epoch continues that epoch without a new epoch start, so its
+            # epoch metrics cover the batches before the kill too (the next epoch start resets
+            # them). Exact in one process; the checkpoint holds the sums of process 0 only, so
+            # under data parallelism the other processes' batches before the kill are missing.
+            self._sums["train"].values = sums["values"].to(torch.float64)

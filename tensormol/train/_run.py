@@ -18,17 +18,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from tensormol.config import ConfigError, TrainConfig, config_to_dict, dump_config, load_yaml
+from tensormol.config import (
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    config_to_dict,
+    dump_config,
+    load_yaml,
+)
 from tensormol.train._data import PotentialDataModule, PreparedData, prepare_data
-from tensormol.train._loss import PotentialLoss
 from tensormol.train._module import PotentialModule
+from tensormol.units import MODEL_UNITS
 
 __all__ = [
     "TrainResult",
     "train",
     "run_dir_of",
     "build_model",
-    "apply_statistics",
     "build_module",
     "build_trainer",
     "load_checkpoint",
@@ -105,58 +111,34 @@ def _is_primary_process() -> bool:
     return True
 
 
-def build_model(cfg: TrainConfig, species: list[int],
+def build_model(model_cfg: ModelConfig | TrainConfig, species: list[int],
                 statistics: dict[str, Any] | None = None) -> nn.Module:
     """Build the configured model from the registry for ``species``.
 
-    With ``statistics`` (from :func:`tensormol.data.compute_statistics` on the training split),
-    the model's per-element reference energies and energy scale are set from them.
+    ``model_cfg`` is the ``model`` section (or a whole :class:`TrainConfig`). With
+    ``statistics`` (:meth:`PreparedData.compute_statistics` of the training split),
+    ``model.set_statistics`` takes what the model uses from them (reference energies, energy
+    scale, mean neighbour count).
     """
-    from tensormol import models as _models  # noqa: F401  (registers the builders)
     from tensormol.registry import MODELS
 
-    builder = MODELS.get(cfg.model.name)
+    section = model_cfg.model if isinstance(model_cfg, TrainConfig) else model_cfg
+    builder = MODELS.get(section.name)
     try:
-        model = builder(cfg.model.params.to_dict(), atomic_numbers=list(species))
+        model = builder(section.params.to_dict(), atomic_numbers=list(species))
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"model ({cfg.model.name}): {err}") from None
+        raise ConfigError(f"model ({section.name}): {err}") from None
     if statistics is not None:
-        apply_statistics(model, statistics)
+        model.set_statistics(statistics)
     return model
-
-
-def apply_statistics(model: nn.Module, statistics: dict[str, Any]) -> None:
-    """Set reference energies (least-squares per element) and the energy scale of ``model``.
-
-    The scale is the RMS of the training forces (eV/Å; the network's outputs are then of order
-    one in force units), or the per-atom energy residual spread without forces.
-    """
-    refs = statistics.get("element_energies")
-    scale = statistics.get("force_rms")
-    if not scale:
-        scale = statistics.get("energy_residual_per_atom_std") or None
-    model.set_energy_statistics(
-        reference_energies={int(z): float(e) for z, e in refs.items()} if refs else None,
-        scale=float(scale) if scale else None,
-    )
 
 
 def build_module(cfg: TrainConfig, model: nn.Module,
                  metadata: dict[str, Any] | None = None) -> PotentialModule:
     """Wrap ``model`` in the :class:`PotentialModule` configured by ``cfg.training``."""
-    t = cfg.training
-    loss = PotentialLoss(t.loss.energy_weight, t.loss.forces_weight, t.loss.stress_weight,
-                         t.loss.energy_per_atom, t.loss.kind, t.loss.huber_delta)
-    plateau = None
-    if t.plateau is not None:
-        plateau = {"factor": t.plateau.factor, "patience": t.plateau.patience,
-                   "min_lr": t.plateau.min_lr, "threshold": t.plateau.threshold}
-    return PotentialModule(model, loss, optimizer=t.optimizer, lr=t.lr,
-                           weight_decay=t.weight_decay, amsgrad=t.amsgrad,
-                           warmup_steps=t.warmup_steps, plateau=plateau, ema_decay=t.ema_decay,
-                           monitor=t.monitor, metadata=metadata)
+    return PotentialModule.from_config(model, cfg.training, metadata)
 
 
 def build_trainer(cfg: TrainConfig, run_dir: Path, *, resume_step: int | None = None,
@@ -172,10 +154,14 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, *, resume_step: int | None = 
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from tensormol.train._csv import AppendingCSVLogger
+    from tensormol.train._progress import progress_callbacks
 
     tr, lg, t = cfg.trainer, cfg.logging, cfg.training
     ckpt_dir = run_dir / "checkpoints"
     cbs = list(callbacks or [])
+    # A bar on a terminal; plain lines now and then in a file or pipe (a bar floods those).
+    progress_bar, progress = progress_callbacks(tr.enable_progress_bar)
+    cbs.extend(progress)
     cbs.append(ModelCheckpoint(
         dirpath=ckpt_dir, filename="best" if lg.save_top_k <= 1 else "best-{step:07d}",
         monitor=t.monitor, mode="min", save_top_k=lg.save_top_k, save_last=True,
@@ -207,7 +193,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, *, resume_step: int | None = 
         accumulate_grad_batches=tr.accumulate_grad_batches,
         num_sanity_val_steps=tr.num_sanity_val_steps,
         limit_train_batches=tr.limit_train_batches, limit_val_batches=tr.limit_val_batches,
-        deterministic=tr.deterministic, enable_progress_bar=tr.enable_progress_bar,
+        deterministic=tr.deterministic, enable_progress_bar=progress_bar,
         gradient_clip_val=t.grad_clip, gradient_clip_algorithm="norm",
         default_root_dir=str(run_dir), callbacks=cbs, logger=loggers or False,
         enable_checkpointing=True, enable_model_summary=False,
@@ -241,8 +227,7 @@ def _checkpoint_metadata(cfg: TrainConfig, prepared: PreparedData, cutoff: float
         "statistics": _to_plain(prepared.statistics),
         "species": list(prepared.species),
         "cutoff": float(cutoff),
-        "units": {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom",
-                  "stress": "eV/Angstrom^3"},
+        "units": dict(MODEL_UNITS),
         "split_indices": prepared.split_indices,
     }
 
@@ -276,18 +261,61 @@ def _check_resumable(ckpt_path: Path, cfg: TrainConfig) -> int:
     return int(ckpt.get("global_step", 0))
 
 
+#: What a run folder holds before its first checkpoint (a run killed that early left only these).
+_RUN_FILES = ("config.yaml", "metrics.csv", "tensorboard", "checkpoints")
+
+
+def _checkpoints_in(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "checkpoints").glob("*.ckpt"))
+
+
+def _never_checkpointed(run_dir: Path) -> bool:
+    """True for a run folder written by :func:`train` that holds no checkpoint yet (a run killed
+    before its first one): nothing in it is worth keeping."""
+    if not (run_dir / "config.yaml").is_file() or _checkpoints_in(run_dir):
+        return False
+    return all(p.name in _RUN_FILES or p.name.startswith("config.resumed_at_step_")
+               for p in run_dir.iterdir())
+
+
+def _processes_per_node(cfg: TrainConfig) -> int:
+    """Training processes this node runs (CPU data parallelism shares the cores)."""
+    devices = cfg.trainer.devices
+    if cfg.trainer.accelerator != "cpu" or "ddp" not in str(cfg.trainer.strategy):
+        return 1
+    if isinstance(devices, int):
+        return max(1, devices)
+    if isinstance(devices, (list, tuple)):
+        return max(1, len(devices))
+    return 1
+
+
+def _say(text: str) -> None:
+    """A line of the run's log (standard output of the primary process)."""
+    if _is_primary_process():
+        print(text, flush=True)
+
+
 def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
           overwrite: bool = False, test: bool = True, callbacks: list | None = None,
-          trainer_overrides: dict[str, Any] | None = None) -> TrainResult:
+          trainer_overrides: dict[str, Any] | None = None,
+          threads: int | None = None) -> TrainResult:
     """Train the configured model; write config, checkpoints and metrics into the run folder.
+
+    The steps, in order: read and split the data; build the model for the training species;
+    compute the training-split statistics with the model's cutoff; ``model.set_statistics``
+    (reference energies, energy scale, mean neighbour count); fit; test.
 
     Parameters
     ----------
     cfg : TrainConfig
-        A validated config (:func:`tensormol.config.load_config`).
+        A validated config (:func:`tensormol.config.load_config`). The run folder
+        ``logging.root/logging.name`` resolves against the current working directory.
     resume : bool or path
         ``True`` continues from ``<run>/checkpoints/last.ckpt``; a path names the checkpoint.
-        Global step, optimiser, schedules, EMA and early-stopping state are restored.
+        Global step, optimiser, schedules, EMA, early-stopping state and the running epoch's
+        training-error sums are restored. A run killed before its first checkpoint has nothing
+        to resume: it starts from step 0 in its folder.
     overwrite : bool
         Delete an existing run folder of the same name first (ignored when resuming).
     test : bool
@@ -296,6 +324,11 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
         Extra Lightning callbacks.
     trainer_overrides : dict, optional
         Extra ``lightning.Trainer`` arguments (tests).
+    threads : int, optional
+        Torch intra-op threads per process; default: the thread policy of
+        :func:`tensormol._threads.choose_threads` for training (the available cores, shared by
+        the processes of CPU data parallelism; ``TENSORMOL_NUM_THREADS`` overrides). Set for the
+        run only and reported in its log.
 
     Returns
     -------
@@ -307,73 +340,85 @@ def train(cfg: TrainConfig, *, resume: bool | str | os.PathLike = False,
     ConfigError, FileNotFoundError
         Before anything is written: bad config, missing data file, split larger than the data,
         bad model arguments, an existing run without ``resume``/``overwrite``, or ``resume``
-        without a checkpoint.
+        of a checkpoint that does not exist.
     """
     import lightning as L
+
+    from tensormol._threads import ThreadPolicy, choose_threads, thread_scope
 
     run_dir = run_dir_of(cfg)
     primary = _is_primary_process()
     ckpt_path: Path | None = None
+    fresh_start = False  # the folder holds a run killed before its first checkpoint
     if resume:
         ckpt_path = (run_dir / "checkpoints" / "last.ckpt" if resume is True
                      else Path(resume).resolve())
         if not ckpt_path.is_file():
-            raise FileNotFoundError(f"cannot resume: checkpoint {str(ckpt_path)!r} does not exist")
+            if resume is True and run_dir.is_dir() and _never_checkpointed(run_dir):
+                ckpt_path, fresh_start = None, True
+            else:
+                raise FileNotFoundError(
+                    f"cannot resume: checkpoint {str(ckpt_path)!r} does not exist; start the "
+                    f"run afresh with --overwrite (deletes {str(run_dir)!r}) or name an "
+                    "existing checkpoint with --resume CHECKPOINT")
     elif primary and run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"run folder {str(run_dir)!r} already exists; resume it (--resume), overwrite it "
-            f"(--overwrite) or choose another logging.name"
-        )
+        if _never_checkpointed(run_dir):
+            fresh_start = True
+        else:
+            raise ConfigError(
+                f"run folder {str(run_dir)!r} already exists; resume it (--resume), overwrite "
+                f"it (--overwrite) or choose another logging.name"
+            )
 
     # Everything that reads user input happens before the run folder is touched.
     if cfg.training.compiled_ops:
-        from tensormol._ext import load_extension
+        from tensormol._ext import require_extension
 
-        status = load_extension()
-        if not status.loaded:
-            raise ConfigError(f"training.compiled_ops is true but tensormol's compiled extension "
-                              f"is unavailable: {status.reason}. Fix that or set it to false "
-                              f"(the torch routes compute the same, slower).")
-    built: dict[str, nn.Module] = {}
+        require_extension("training.compiled_ops")
+    policy = choose_threads("train", torch_threads=threads)
+    per_proc = _processes_per_node(cfg)
+    if policy.torch_threads is not None and per_proc > 1 and threads is None:
+        policy = ThreadPolicy("train", max(1, policy.torch_threads // per_proc), None,
+                              f"{policy.reason}, shared by {per_proc} processes")
 
-    def cutoff_of(species: list[int]) -> float:
-        # The model needs the species of the training split; the statistics need its cutoff.
+    with thread_scope(policy):
+        # 1. data and split; 2. the model for the training species; 3. statistics with the
+        # model's cutoff (the one source of truth); 4. the model takes what it uses from them.
+        prepared = prepare_data(cfg.data, cfg.seed)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        built["model"] = build_model(cfg, species)
-        return float(built["model"].cutoff)
+        model = build_model(cfg.model, prepared.species)
+        model.set_statistics(prepared.compute_statistics(model.cutoff))
+        metadata = _checkpoint_metadata(cfg, prepared, float(model.cutoff))
+        module = PotentialModule.from_config(model, cfg.training, metadata)
+        datamodule = PotentialDataModule.from_config(prepared, cfg.data, cfg.seed)
+        resume_step = None
+        if ckpt_path is not None:
+            resume_step = _check_resumable(ckpt_path, cfg)
+        trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
+                                **(trainer_overrides or {}))
 
-    prepared = prepare_data(cfg.data, cfg.seed, cutoff_of)
-    model = built["model"]
-    apply_statistics(model, prepared.statistics)
-    cutoff = float(model.cutoff)
-    metadata = _checkpoint_metadata(cfg, prepared, cutoff)
-    module = build_module(cfg, model, metadata)
-    datamodule = PotentialDataModule(prepared, cfg.data.batch_size, cfg.data.eval_batch_size,
-                                     cfg.data.num_workers, seed=cfg.seed)
-    resume_step = None
-    if ckpt_path is not None:
-        resume_step = _check_resumable(ckpt_path, cfg)
-    trainer = build_trainer(cfg, run_dir, resume_step=resume_step, callbacks=callbacks,
-                            **(trainer_overrides or {}))
+        if primary:
+            if run_dir.exists() and not resume_step and (overwrite or fresh_start):
+                shutil.rmtree(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_step is None or not (run_dir / "config.yaml").is_file():
+                dump_config(cfg, run_dir / "config.yaml")
+            elif load_yaml(run_dir / "config.yaml") != config_to_dict(cfg):
+                # Keep the original; record what the resumed part ran with (e.g. more epochs).
+                dump_config(cfg, run_dir / f"config.resumed_at_step_{resume_step}.yaml")
+        if fresh_start:
+            _say(f"run folder {run_dir} holds no checkpoint (a run stopped before its first "
+                 "one): starting it from step 0")
+        _say(policy.describe())
 
-    if primary:
-        if run_dir.exists() and overwrite and not resume:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume_step is None or not (run_dir / "config.yaml").is_file():
-            dump_config(cfg, run_dir / "config.yaml")
-        elif load_yaml(run_dir / "config.yaml") != config_to_dict(cfg):
-            # Keep the original; record what the resumed part ran with (e.g. more epochs).
-            dump_config(cfg, run_dir / f"config.resumed_at_step_{resume_step}.yaml")
-
-    with _quiet_lightning():
-        trainer.fit(module, datamodule=datamodule,
-                    ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
-        ckpt_cb = trainer.checkpoint_callback
-        best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
-        if test and len(prepared.test) > 0:
-            trainer.test(module, datamodule=datamodule,
-                         ckpt_path=str(best) if best is not None else None, verbose=False)
+        with _quiet_lightning():
+            trainer.fit(module, datamodule=datamodule,
+                        ckpt_path=str(ckpt_path) if ckpt_path is not None else None)
+            ckpt_cb = trainer.checkpoint_callback
+            best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
+            if test and len(prepared.test) > 0:
+                trainer.test(module, datamodule=datamodule,
+                             ckpt_path=str(best) if best is not None else None, verbose=False)
     return TrainResult(run_dir=run_dir, last_checkpoint=run_dir / "checkpoints" / "last.ckpt",
                        best_checkpoint=best, global_step=int(trainer.global_step),
                        metrics=dict(module.last_metrics))

@@ -201,3 +201,37 @@ def test_info_cli_describes_a_bundle(tiny_bundle, capsys):
     text = capsys.readouterr().out
     assert "tensornet" in text and "H, C, O" in text and "cutoff         : 3 Å" in text
     assert f"schema version : {SCHEMA_VERSION}" in text
+
+
+def test_units_have_one_home():
+    from tensormol.export import BUNDLE_UNITS
+    from tensormol.units import MODEL_UNITS
+
+    assert BUNDLE_UNITS is MODEL_UNITS
+
+
+def test_mean_neighbour_statistic_travels_with_the_weights(tmp_path):
+    # GauntNet takes n̄ from the training statistics when its config leaves it unset; the value
+    # is saved with the weights, so the reloaded model computes the same energies. With n̄ in
+    # the config the state dict keeps its former layout (older bundles load unchanged).
+    from tensormol.models import GauntNet
+
+    torch.manual_seed(1)
+    model = GauntNet(atomic_numbers=[1, 6, 8], hidden_channels=4, lmax=2, correlation=2,
+                     num_layers=2, dtype="float64").eval()
+    before = model(_ethanol_batch())[K.ENERGY]
+    model.set_statistics({"mean_num_neighbors": 6.25, "force_rms": 0.9,
+                          "element_energies": {1: -13.6, 6: -1029.5, 8: -2041.25}})
+    assert float(model.avg_num_neighbors) == 6.25
+    after = model(_ethanol_batch())[K.ENERGY]
+    assert not torch.equal(before, after)
+    save_bundle(model, tmp_path / "g.tmol", name="gauntnet")
+    loaded = load_model(tmp_path / "g.tmol")
+    assert float(loaded.avg_num_neighbors) == 6.25
+    assert torch.equal(loaded(_ethanol_batch())[K.ENERGY], after)
+
+    fixed = GauntNet(atomic_numbers=[1, 6, 8], hidden_channels=4, lmax=2, correlation=2,
+                     num_layers=1, avg_num_neighbors=8.0, dtype="float64")
+    assert "avg_num_neighbors" not in fixed.state_dict()
+    fixed.set_statistics({"mean_num_neighbors": 6.25})  # the config's value wins
+    assert float(fixed.avg_num_neighbors) == 8.0

@@ -8,6 +8,7 @@ agree to round-off.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,13 @@ import lightning as L
 import pytest
 import torch
 
+from tensormol import keys as K
 from tensormol.cli._train import main as cli_main
 from tensormol.config import ConfigError, config_from_dict, dump_config, load_config
-from tensormol.train import evaluate, load_checkpoint, read_metrics_csv, train
+from tensormol.data import collate, read_dataset, write_dataset
+from tensormol.export import export_checkpoint, load_model
+from tensormol.train import evaluate, load_checkpoint, read_metrics_csv, run_dir_of, train
+from tensormol.units import MODEL_UNITS
 
 REPO = Path(__file__).resolve().parents[2]
 ETHANOL = REPO / "data" / "ethanol.xyz.gz"
@@ -28,8 +33,6 @@ N_FRAMES = 96  # first frames of the bundled file
 @pytest.fixture(scope="module")
 def ethanol_subset(tmp_path_factory) -> Path:
     """The first frames of the bundled ethanol file, as npz (fast to re-read in every run)."""
-    from tensormol.data import read_dataset, write_dataset
-
     ds = read_dataset(ETHANOL)
     path = tmp_path_factory.mktemp("data") / "ethanol_first96.npz"
     write_dataset(ds.index_select(range(N_FRAMES)), path)
@@ -111,13 +114,14 @@ def test_training_reduces_validation_force_error(ethanol_subset, tmp_path):
 def test_gauntnet_trains_through_the_same_yaml_path(ethanol_subset, tmp_path):
     # The model zoo shares one training path: GauntNet from a config dict (as from YAML), real
     # Lightning trainer, real data; its validation force error must fall too (measured 0.778 ->
-    # 0.486 eV/Å in 36 steps).
+    # 0.486 eV/Å in 36 steps). Its config leaves avg_num_neighbors unset: the model takes the
+    # training split's mean neighbour count within its cutoff (model.set_statistics).
     rec = _RecordValidation()
     cfg = config_from_dict(tiny(
         ethanol_subset, tmp_path, "gaunt",
         model={"name": "gauntnet", "hidden_channels": 8, "num_layers": 2, "lmax": 2,
                "correlation": 2, "num_rbf": 8, "radial_hidden": 16, "cutoff_upper": 4.0,
-               "avg_num_neighbors": 8.0, "dtype": "float64"},
+               "dtype": "float64"},
         training={"lr": 1e-2, "warmup_steps": 3, "ema_decay": 0.9, "plateau": {"patience": 5},
                   "early_stopping": None, "compiled_ops": True},
         trainer={"max_epochs": 6, "num_sanity_val_steps": -1}))
@@ -128,6 +132,19 @@ def test_gauntnet_trains_through_the_same_yaml_path(ethanol_subset, tmp_path):
     assert result.global_step == 36
     assert rec.forces_mae[-1] < 0.75 * rec.forces_mae[0], rec.forces_mae
     assert 0 < result.metrics["test"]["forces_mae"] < rec.forces_mae[0]
+    # The statistic was computed with the model's cutoff and reached the model (before: the
+    # builder's default of 10 was used whatever the data); it travels with the weights.
+    best = result.best_checkpoint
+    model, meta = load_checkpoint(best)
+    n_bar = meta["statistics"]["mean_num_neighbors"]
+    assert meta["statistics"]["cutoff"] == 4.0
+    assert 6.0 < n_bar < 8.0 + 1e-12  # ethanol: at most the 8 other atoms within 4 Å
+    assert float(model.avg_num_neighbors) == n_bar
+    exported = load_model(export_checkpoint(best, tmp_path / "gaunt.tmol").path)
+    assert float(exported.avg_num_neighbors) == n_bar
+    frames = read_dataset(ethanol_subset)
+    batch = collate([frames[i] for i in range(90, 96)])
+    assert torch.equal(model(batch)[K.ENERGY], exported(batch)[K.ENERGY])
 
 
 @pytest.fixture(scope="module")
@@ -187,17 +204,33 @@ def test_resume_after_kill_continues_exactly(ethanol_subset, tmp_path, unbroken_
     rows = read_metrics_csv(resumed.run_dir / "metrics.csv")
     val_steps = [r["step"] for r in rows if "val/forces_mae" in r]
     assert val_steps == sorted(set(val_steps)) and len(val_steps) >= 3
+    # The training metrics of the epoch that was cut cover all its batches, as in the unbroken
+    # run (before: only the batches after the resume).
+    full_rows = read_metrics_csv(full.run_dir / "metrics.csv")
+
+    def train_mae(table):
+        return {r["epoch"]: r["train/forces_mae"] for r in table if "train/forces_mae" in r}
+
+    assert train_mae(rows).keys() == train_mae(full_rows).keys() == {0, 1, 2}
+    for epoch, value in train_mae(full_rows).items():
+        assert train_mae(rows)[epoch] == pytest.approx(value, rel=1e-9), epoch
 
 
 def test_cli_train_and_eval(ethanol_subset, tmp_path, capsys):
     cfg_path = tmp_path / "tiny.yaml"
     dump_config(config_from_dict(tiny(ethanol_subset, tmp_path / "runs", "cli",
                                       logging={"tensorboard": True})), cfg_path)
+    # Progress on: standard output is not a terminal here (as in a redirected log), so plain
+    # lines replace Lightning's bar (before: a bar redrawn with carriage returns).
     assert cli_main(["train", "-c", str(cfg_path), "--set", "trainer.max_epochs=2",
-                     "training.lr=4e-3"]) == 0
+                     "training.lr=4e-3", "trainer.enable_progress_bar=true"]) == 0
     run = tmp_path / "runs" / "cli"
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "best checkpoint" in out and "test  MAE" in out
+    assert "\r" not in out + captured.err and len(out + captured.err) < 20_000
+    assert out.count("validation at step") == 2  # one line per validation
+    assert "threads (train): torch " in out
     # The resolved config next to the run holds the overrides and loads back to the same config.
     resolved = load_config(run / "config.yaml")
     assert resolved.training.lr == 4e-3 and resolved.trainer.max_epochs == 2
@@ -211,6 +244,15 @@ def test_cli_train_and_eval(ethanol_subset, tmp_path, capsys):
     assert cli_main(["eval", str(best)]) == 0
     out = capsys.readouterr().out
     assert "test split: 16 structures" in out and "forces (components)" in out
+    assert "threads (eval): torch " in out
+    # Another file is evaluated whole (before: the training split was re-applied to it).
+    other = tmp_path / "ethanol_100_130.npz"
+    write_dataset(read_dataset(ETHANOL).index_select(range(100, 130)), other)
+    assert cli_main(["eval", str(best), "--data", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "ethanol_100_130.npz (whole file): 30 structures" in out
+    assert evaluate(best, data_path=ethanol_subset, split="test", plots=False).num_structures == 16
+    assert evaluate(best, split="all", plots=False).num_structures == N_FRAMES
     for name in ("parity_test.png", "learning_curve.png"):
         data = (run / "eval" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -223,7 +265,7 @@ def test_cli_train_and_eval(ethanol_subset, tmp_path, capsys):
     ema_model, meta = load_checkpoint(best)
     raw_model, _ = load_checkpoint(best, ema=False)
     assert meta["species"] == [1, 6, 8] and meta["cutoff"] == 4.0
-    assert meta["units"]["energy"] == "eV"
+    assert meta["units"] == MODEL_UNITS  # one home for the units of the model
     diff = max(float((p - q).detach().abs().max()) for p, q in
                zip(ema_model.parameters(), raw_model.parameters()))
     assert diff > 1e-6
@@ -271,6 +313,39 @@ def test_errors_leave_nothing_behind(ethanol_subset, tmp_path):
     assert sorted(p.name for p in (runs / "e").iterdir()) == ["keep.txt"]
 
 
+class _KilledBeforeFirstCheckpoint(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        raise RuntimeError("killed")
+
+
+def test_run_killed_before_its_first_checkpoint_resumes_or_reruns(ethanol_subset, tmp_path,
+                                                                   monkeypatch):
+    # Run folders resolve against the working directory.
+    monkeypatch.chdir(tmp_path)
+    raw = tiny(ethanol_subset, "runs", "early", trainer={"max_epochs": 1})
+    cfg = config_from_dict(raw)
+    assert run_dir_of(cfg) == tmp_path / "runs" / "early"
+    for how in ({"resume": True}, {}):  # before: both refused
+        with pytest.raises(RuntimeError, match="killed"):
+            train(cfg, callbacks=[_KilledBeforeFirstCheckpoint()], test=False)
+        run = tmp_path / "runs" / "early"
+        assert (run / "config.yaml").is_file() and not list(run.rglob("*.ckpt"))
+        result = train(cfg, test=False, **how)
+        assert result.global_step == 6 and result.last_checkpoint.is_file()
+        shutil.rmtree(run)
+    # A folder with something else in it is not taken for such a run; messages name the ways out.
+    (tmp_path / "runs" / "early").mkdir(parents=True)
+    (tmp_path / "runs" / "early" / "notes.txt").write_text("mine")
+    with pytest.raises(FileNotFoundError, match=r"cannot resume: checkpoint .*last\.ckpt' does "
+                                                r"not exist; start the run afresh with "
+                                                r"--overwrite"):
+        train(cfg, resume=True)
+    with pytest.raises(ConfigError, match=r"already exists; resume it \(--resume\), overwrite "
+                                          r"it \(--overwrite\)"):
+        train(cfg)
+    assert (tmp_path / "runs" / "early" / "notes.txt").read_text() == "mine"
+
+
 def test_ddp_two_processes_match_one(ethanol_subset, tmp_path):
     """Lightning DDP (gloo, 2 CPU processes, local batch 4) == one process with batch 8."""
     cfg_path = tmp_path / "ddp.yaml"
@@ -307,8 +382,6 @@ def test_periodic_training_with_stress_on_the_water_box(tmp_path):
     # (measured 0.555 -> 0.412 eV/Å); the stress (label std 0.0031 eV/Å³) is not learned by so
     # small a run, so it is checked for being computed, finite and on the labels' scale.
     import math
-
-    from tensormol.data import read_dataset, write_dataset
 
     ds = read_dataset(REPO / "data" / "water32.xyz.gz")
     path = tmp_path / "water_first40.npz"
