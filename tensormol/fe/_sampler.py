@@ -61,6 +61,7 @@ __all__ = [
 _KB_KJ_PER_MOL_K = BOLTZMANN_EV_PER_K * EV_TO_KJ_PER_MOL
 
 _SAMPLES_VERSION = 1
+_MINIMIZE_MAX_ITER = 2000
 _CHECKPOINT_VERSION = 1
 
 
@@ -678,7 +679,9 @@ class ReplicaExchange:
             self._set_params(r)
             self._load_replica(self.positions, None, self.box)
             if s.minimize:
-                openmm.LocalEnergyMinimizer.minimize(self._context, 1.0, 0)
+                # OpenMM's default tolerance (10 kJ/mol/nm), bounded so a large solvated
+                # system does not minimise for minutes per replica.
+                openmm.LocalEnergyMinimizer.minimize(self._context, 10.0, _MINIMIZE_MAX_ITER)
             elif self.system.getNumConstraints():
                 self._context.applyConstraints(1e-6)
             self._context.setVelocitiesToTemperature(s.temperature_K * unit.kelvin,
