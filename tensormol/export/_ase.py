@@ -31,7 +31,9 @@ class TensorMolCalculator(Calculator):
     -----
     Stress is computed only when all three directions are periodic (ASE asks for it in NPT and cell
     filters); it follows ASE's sign convention and is returned in Voigt order (xx, yy, zz, yz, xz,
-    xy). Elements the model was not trained on raise a ``ValueError`` that names them.
+    xy). Elements the model was not trained on raise a ``ValueError`` that names them;
+    overlapping atoms raise :class:`~tensormol.export.GeometryError` (0-based indices), as on the
+    OpenMM routes.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -67,6 +69,18 @@ class TensorMolCalculator(Calculator):
             K.CELL: torch.tensor(np.asarray(atoms.get_cell()), dtype=f64, device=dev)[None],
             K.PBC: torch.tensor(pbc, device=dev)[None],
         }
+        # The pair list is built here so that overlapping atoms get the same GeometryError
+        # (0-based indices) as on the OpenMM routes.
+        from tensormol.export._geometry import check_edge_overlap
+        from tensormol.ops import neighbor_list
+
+        pbc_t = batch[K.PBC]
+        cell = batch[K.CELL] if bool(pbc_t.any()) else None
+        edges, shifts = neighbor_list(batch[K.POSITIONS], float(self.model.cutoff), cell=cell,
+                                      pbc=pbc_t if cell is not None else None,
+                                      check_overlap=False)
+        check_edge_overlap(batch[K.POSITIONS], edges, shifts, cell)
+        batch[K.EDGE_INDEX], batch[K.CELL_SHIFTS] = edges, shifts
         out = self.model(batch, compute_forces=True, compute_stress=want_stress)
         energy = float(out[K.ENERGY][0])
         self.results["energy"] = energy

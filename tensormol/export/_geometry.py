@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GeometryError", "OVERLAP_TOL", "check_overlap", "overlap_error", "ConnectivityMonitor"]
+__all__ = ["GeometryError", "OVERLAP_TOL", "check_overlap", "check_edge_overlap", "overlap_error",
+           "ConnectivityMonitor"]
 
 #: Distance (Å) at or below which two atoms overlap (the neighbour list's default tolerance).
 OVERLAP_TOL = 1e-8
@@ -105,6 +106,34 @@ def check_overlap(pos: np.ndarray, pairs: np.ndarray | None = None,
     bad = np.flatnonzero(d <= OVERLAP_TOL)
     if bad.size:
         raise overlap_error(int(i[bad[0]]), int(j[bad[0]]), float(d[bad[0]]))
+
+
+def check_edge_overlap(pos, edge_index, shifts, cell=None) -> None:
+    """:func:`check_overlap` on a neighbour list (periodic images included).
+
+    Parameters
+    ----------
+    pos : Tensor
+        (N, 3) float64 Å.
+    edge_index : Tensor
+        (2, E) int64.
+    shifts : Tensor
+        (E, 3) integer cell shifts.
+    cell : Tensor, optional
+        (1, 3, 3) or (3, 3) float64 Å, lattice vectors as rows.
+    """
+    import torch
+
+    if edge_index.shape[1] == 0:
+        return
+    vec = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0])
+    if cell is not None:
+        vec = vec + shifts.to(vec.dtype) @ cell.reshape(3, 3)
+    length = torch.linalg.vector_norm(vec, dim=1)
+    bad = (length <= OVERLAP_TOL).nonzero()
+    if bad.numel():
+        e = int(bad[0, 0])
+        raise overlap_error(int(edge_index[0, e]), int(edge_index[1, e]), float(length[e]))
 
 
 def overlap_error(i: int, j: int, distance: float) -> GeometryError:

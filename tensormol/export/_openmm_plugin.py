@@ -65,24 +65,6 @@ def _check_threads(threads: Any) -> int | None:
     return int(threads)
 
 
-def _check_edges_overlap(pos: torch.Tensor, edge_index: torch.Tensor, shifts: torch.Tensor,
-                         cell: torch.Tensor | None) -> None:
-    """:func:`~tensormol.export._geometry.check_overlap` on a neighbour list (periodic images
-    included): the eager route's twin of the traced route's all-pairs check."""
-    from tensormol.export._geometry import OVERLAP_TOL, overlap_error
-
-    if edge_index.shape[1] == 0:
-        return
-    vec = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0])
-    if cell is not None:
-        vec = vec + shifts.to(vec.dtype) @ cell[0]
-    length = torch.linalg.vector_norm(vec, dim=1)
-    bad = (length <= OVERLAP_TOL).nonzero()
-    if bad.numel():
-        e = int(bad[0, 0])
-        raise overlap_error(int(edge_index[0, e]), int(edge_index[1, e]), float(length[e]))
-
-
 class TensorMolForceCallback:
     """The computation of a ``PythonForce``: OpenMM state (nm) -> (kJ/mol, kJ/mol/nm).
 
@@ -232,7 +214,7 @@ class TensorMolForceCallback:
 
     def _evaluate(self, positions_nm: np.ndarray, box_nm: np.ndarray | None
                   ) -> tuple[float, np.ndarray]:
-        from tensormol.export._geometry import check_overlap
+        from tensormol.export._geometry import check_edge_overlap, check_overlap
 
         model = self.model
         dev = self._z.device
@@ -253,7 +235,7 @@ class TensorMolForceCallback:
         if cell_a is not None:
             batch[K.CELL] = torch.as_tensor(cell_a, device=dev)[None]
         edge_index, shifts = self._edges(pos, batch.get(K.CELL))
-        _check_edges_overlap(pos, edge_index, shifts, batch.get(K.CELL))
+        check_edge_overlap(pos, edge_index, shifts, batch.get(K.CELL))
         batch[K.EDGE_INDEX], batch[K.CELL_SHIFTS] = edge_index, shifts
         out = model(batch, compute_forces=True)
         energy = float(out[K.ENERGY][0]) * ENERGY_TO_OPENMM

@@ -39,6 +39,25 @@ def test_unknown_element_and_partial_pbc_are_refused(tiny_bundle):
         slab.get_stress()
 
 
+def test_overlap_error_matches_the_openmm_routes(tiny_bundle):
+    # The same GeometryError as the PythonForce graphs (0-based indices), periodic images too.
+    from ase import Atoms
+
+    from tensormol.export import GeometryError
+
+    atoms = molecule("CH3CH2OH")
+    atoms.positions[4] = atoms.positions[3]
+    atoms.calc = TensorMolCalculator(tiny_bundle)
+    with pytest.raises(GeometryError, match=r"^unphysical geometry \(overlap\): atoms 3 and 4 "
+                                            r"\(0-based indices\)"):
+        atoms.get_potential_energy()
+    box = Atoms("HO", positions=[[0.2, 0.0, 0.0], [5.2, 0.0, 0.0]], cell=[5.0, 5.0, 5.0],
+                pbc=True)  # O sits on an image of H
+    box.calc = TensorMolCalculator(tiny_bundle)
+    with pytest.raises(GeometryError, match="atoms 0 and 1"):
+        box.get_potential_energy()
+
+
 def test_langevin_and_geometry_optimization(trained_bundle):
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
