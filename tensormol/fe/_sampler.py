@@ -465,6 +465,7 @@ class ReplicaExchange:
                 f"leg {self.name!r}: states name context parameters the system does not define: "
                 f"{', '.join(missing)}; the system defines: {', '.join(sorted(known)) or 'none'}")
         self._context, self._integrator = context, integrator
+        self._split = _energy_split(self.system, {k for st in self.states for k in st})
 
     def _set_params(self, k: int) -> None:
         for key, value in self.states[k].items():
@@ -490,10 +491,11 @@ class ReplicaExchange:
         return (np.array(pos, dtype=np.float64), np.array(vel, dtype=np.float64),
                 np.array(box, dtype=np.float64), float(energy))
 
-    def _energy_kj(self) -> float:
+    def _energy_kj(self, groups: int | None = None) -> float:
         from openmm import unit
 
-        st = self._context.getState(getEnergy=True)
+        st = self._context.getState(getEnergy=True) if groups is None else \
+            self._context.getState(getEnergy=True, groups=groups)
         return float(st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
 
     def _reduced_row(self, k: int) -> np.ndarray:
@@ -504,9 +506,18 @@ class ReplicaExchange:
                                  f"({self.n_states},), one reduced potential per state")
             return u
         u = np.empty(self.n_states)
+        if self._split is None:
+            for ell in range(self.n_states):
+                self._set_params(ell)
+                u[ell] = self._energy_kj() / self.kT
+            return u
+        # Forces that no state parameter touches (an ML potential, the environment's MM terms)
+        # are evaluated once, not once per state.
+        dependent, independent = self._split
+        fixed = self._energy_kj(independent)
         for ell in range(self.n_states):
             self._set_params(ell)
-            u[ell] = self._energy_kj() / self.kT
+            u[ell] = (fixed + self._energy_kj(dependent)) / self.kT
         return u
 
     # ----------------------------------------------------------------------------- the run
@@ -795,6 +806,48 @@ class ReplicaExchange:
 
 
 # ------------------------------------------------------------------------------------ helpers
+#: Forces known to read no context parameter (no global parameters to declare).
+_PARAMETER_FREE_FORCES = frozenset({
+    "HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "RBTorsionForce",
+    "CMAPTorsionForce", "CMMotionRemover", "GBSAOBCForce", "MonteCarloBarostat",
+    "MonteCarloAnisotropicBarostat", "MonteCarloMembraneBarostat", "MonteCarloFlexibleBarostat",
+    "AndersenThermostat", "RMSDForce",
+})
+#: Forces that contain other forces, whose parameters they may not list as their own.
+_COMPOSITE_FORCES = frozenset({"CustomCVForce", "ATMForce"})
+
+
+def _force_parameters(force: Any) -> set[str] | None:
+    """The context parameters a force reads, or None when that cannot be known."""
+    name = type(force).__name__
+    if name in _COMPOSITE_FORCES:
+        return None
+    if hasattr(force, "getNumGlobalParameters"):
+        return {force.getGlobalParameterName(i) for i in range(force.getNumGlobalParameters())}
+    if hasattr(force, "getGlobalParameters"):  # PythonForce
+        return set(force.getGlobalParameters())
+    if name in _PARAMETER_FREE_FORCES:
+        return set()
+    return None
+
+
+def _energy_split(system: Any, keys: set[str]) -> tuple[int, int] | None:
+    """Force-group masks (dependent, independent) when the forces that read a state parameter
+    and those that do not sit in disjoint force groups; else None (evaluate whole energies)."""
+    dependent: set[int] = set()
+    independent: set[int] = set()
+    for force in system.getForces():
+        params = _force_parameters(force)
+        group = force.getForceGroup()
+        if params is None or params & keys:
+            dependent.add(group)
+        else:
+            independent.add(group)
+    if not dependent or not independent or dependent & independent:
+        return None
+    return sum(1 << g for g in dependent), sum(1 << g for g in independent)
+
+
 def _angstrom() -> Any:
     from openmm import unit
 

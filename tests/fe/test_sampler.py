@@ -234,3 +234,32 @@ def test_analytic_reduced_potentials_and_neighbor_swaps(tmp_path):
     assert np.array_equal(out[0].replica_states, out[1].replica_states)
     assert out[0].n_attempted[0, 2] == 0 and out[0].n_attempted[0, 1] > 0
     assert sorted(out[0].replica_states[-1]) == [0, 1, 2]
+
+
+def _python_well(state):
+    """A λ-independent energy computed in Python (as an ML potential is): 25 kJ/mol/nm² r²."""
+    from openmm import unit
+
+    x = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    return 25.0 * float((x**2).sum()), -50.0 * x
+
+
+def test_parameter_free_forces_are_evaluated_once_per_replica(tmp_path):
+    """With the state-dependent and -independent forces in separate groups, the independent
+    ones (here a Python callback, like the ML potential of an ML/MM leg) are evaluated once per
+    replica; the reduced potentials equal those of whole-energy evaluations."""
+    out = []
+    for name, python_group in (("split", 0), ("whole", 1)):
+        system = harmonic_system(2, mass=1.0)
+        system.getForce(0).setForceGroup(1)
+        extra = openmm.PythonForce(_python_well)
+        extra.setForceGroup(python_group)
+        system.addForce(extra)
+        settings = SamplerSettings(n_iterations=12, steps_per_iteration=20, threads=THREADS)
+        rex = ReplicaExchange(system, np.full((2, 3), 0.01),
+                              [{"k_spring": k} for k in (100.0, 200.0, 400.0)], settings,
+                              tmp_path, name=name, progress=False)
+        out.append(rex.run())
+        assert (rex._split is not None) == (name == "split")
+    np.testing.assert_allclose(out[0].u_kln, out[1].u_kln, rtol=1e-10)
+    assert np.array_equal(out[0].replica_states, out[1].replica_states)
