@@ -26,6 +26,7 @@ Which route runs is decided by the kernel registry (:data:`GAUNT_PRODUCT`, rule
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -172,7 +173,7 @@ def gaunt_product(*xs: torch.Tensor, lmax_out: int, normalization: str = "integr
     if isinstance(backend, Resolution):
         backend = GAUNT_PRODUCT.resolve(backend)  # checks it is a resolution of this op
     else:
-        rows = [x[..., 0].numel() for x in xs]
+        rows = [math.prod(x.shape[:-1]) for x in xs]
         # A pair with one operand shared along an axis (edge harmonics × channels).
         shared = len(xs) == 2 and min(rows) < max(rows)
         ctx = {"lmaxes": lmaxes, "lmax_out": lmax_out, "shared": shared, "dtype": dtype}
