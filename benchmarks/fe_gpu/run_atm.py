@@ -79,7 +79,7 @@ def run_leg(leg_dir: Path, out_dir: Path, minutes: float, steps: int, platform_n
                                             leg["timestep_fs"] * unit.femtosecond)
     integ.setRandomNumberSeed(seed + 1)
     platform = openmm.Platform.getPlatformByName(platform_name)
-    props = {"Precision": "mixed"} if platform_name in ("CUDA", "OpenCL") else {}
+    props = {"Precision": "mixed"} if platform_name in ("CUDA", "OpenCL", "HIP") else {}
     ctx = openmm.Context(system, integ, platform, props)
     atm = system.getForce(leg["atm_force_index"])
     periodic = bool(np.any(box))
@@ -187,7 +187,8 @@ def _mbar(u_kln: np.ndarray, leg: dict, kt: float) -> dict:
     prod = u_kln[:, :, start:]
     m = prod.shape[2]
     u_kn = np.concatenate([prod[i] for i in range(k)], axis=1)  # (K, K*m): sample order by state
-    mbar = MBAR(u_kn, np.full(k, m))
+    u_kn = u_kn - u_kn.min(axis=0, keepdims=True)  # per-sample shift: MBAR-invariant, better scaled
+    mbar = MBAR(u_kn, np.full(k, m), solver_protocol="robust")
     res = mbar.compute_free_energy_differences()
     df = float(res["Delta_f"][0, -1])
     ddf = float(res["dDelta_f"][0, -1])
