@@ -212,7 +212,6 @@ def _atm_settings(meta):
     return ATMSettings(**meta["atm"])
 
 
-@pytest.mark.slow
 def test_tiny_leg_finite_and_resume_equals_uninterrupted(tmp_path):
     full = run_binding(_config(tmp_path, "full.yaml", output=tmp_path / "full", extra=""),
                        n_iterations=4, progress=False)
