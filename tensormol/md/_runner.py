@@ -255,7 +255,9 @@ def run_md(cfg: MDConfig, *, resume: bool = False, overwrite: bool = False,
     log = _Log(out if out is not None else sys.stdout, folder / "md.log", append=resume)
     try:
         if cfg.compiled_ops:
-            _load_compiled_ops()
+            from tensormol._ext import require_extension
+
+            require_extension("compiled_ops")
         structure = load_structure(cfg.structure, cfg.coordinates)
         policy = thread_policy(cfg, structure)
         print(policy.describe(), file=log, flush=True)
@@ -271,16 +273,6 @@ def replace_threads(cfg: MDConfig, policy: ThreadPolicy) -> MDConfig:
     if cfg.threads is None and policy.openmm_threads is not None:
         return replace(cfg, threads=policy.openmm_threads)
     return cfg
-
-
-def _load_compiled_ops() -> None:
-    from tensormol._ext import load_extension
-
-    status = load_extension()
-    if not status.loaded:
-        raise RuntimeError(f"compiled_ops is set but tensormol's compiled extension is "
-                           f"unavailable: {status.reason}. Fix that or unset it (the torch "
-                           f"routes compute the same, slower).")
 
 
 @contextmanager
@@ -343,8 +335,8 @@ def _run_md(cfg: MDConfig, structure: OpenMMStructure, policy: ThreadPolicy, res
     else:
         if cfg.minimize or cfg.ensemble == "minimize":
             e0 = _energy(sim)
-            with _geometry_errors(sim):
-                    sim.minimizeEnergy(tolerance=cfg.minimize_tolerance * unit.kilojoule_per_mole
+            with _geometry_errors(sim, minimizing=True):
+                sim.minimizeEnergy(tolerance=cfg.minimize_tolerance * unit.kilojoule_per_mole
                                    / unit.nanometer, maxIterations=cfg.minimize_max_iterations)
             minimized = _energy(sim)
             print(f"minimized: {e0:.4f} -> {minimized:.4f} kJ/mol", file=out, flush=True)

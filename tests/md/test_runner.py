@@ -47,7 +47,7 @@ def _csv(path):
 def test_stop_and_resume_continues_exactly(ethanol_xyz, trained_bundle, tmp_path):
     common = dict(structure=str(ethanol_xyz), model=str(trained_bundle), steps=30,
                   report_interval=5, trajectory_interval=5, checkpoint_interval=10, threads=1,
-                  minimize_max_iterations=20, ensemble="nvt")
+                  minimize=False, ensemble="nvt")
     straight = load_md_config(**common, output=str(tmp_path / "a"))
     run_md(straight, out=io.StringIO())
     broken = load_md_config(**common, output=str(tmp_path / "b"))
@@ -84,14 +84,15 @@ def test_npt_changes_the_box_and_reports_volume(ethanol_box, tiny_bundle, tmp_pa
     rows = _csv(tmp_path / "energies.csv")
     assert np.isfinite(rows["volume_nm3"]).all()
     assert len(np.unique(rows["volume_nm3"])) > 1  # the barostat moved the box
-    assert np.all(np.abs(rows["volume_nm3"] - 0.512) < 0.2)
+    # 40 steps at 5 kbar move the 0.512 nm³ box by at most 2.8 % (seeds 1-3 measured).
+    assert np.all(np.abs(rows["volume_nm3"] - 0.512) < 0.06 * 0.512)
 
 
-def test_cli_minimize_and_progress_line(ethanol_xyz, tiny_bundle, tmp_path, capsys):
+def test_cli_minimize_and_progress_line(ethanol_xyz, trained_bundle, tmp_path, capsys):
     from tensormol.cli.main import main
 
     out = tmp_path / "cli"
-    assert main(["md", str(ethanol_xyz), str(tiny_bundle), "--ensemble", "nve", "--steps",
+    assert main(["md", str(ethanol_xyz), str(trained_bundle), "--ensemble", "nve", "--steps",
                  "20", "--report-interval", "10", "--timestep", "0.25", "--threads", "1",
                  "--checkpoint-interval", "10", "-o", str(out)]) == 0
     text = capsys.readouterr().out
@@ -100,7 +101,8 @@ def test_cli_minimize_and_progress_line(ethanol_xyz, tiny_bundle, tmp_path, caps
     for field in ("20/20", "ps", "ns/day", "ETA", "Epot", "Etot", "kJ/mol", " K"):
         assert field in line
     assert (out / "trajectory.dcd").is_file() and (out / "checkpoint.chk").is_file()
-    assert main(["md", str(ethanol_xyz), str(tmp_path / "none.tmol"), "-o", str(out)]) == 2
+    assert main(["md", str(ethanol_xyz), str(tmp_path / "none.tmol"), "-o",
+                 str(tmp_path / "other")]) == 2
 
 
 def test_torch_threads_apply_during_the_run_only(ethanol_xyz, tiny_bundle, tmp_path,
@@ -124,8 +126,8 @@ def test_torch_threads_apply_during_the_run_only(ethanol_xyz, tiny_bundle, tmp_p
 
     original = _runner.build_simulation
 
-    def with_probe(c):
-        sim, structure, ml = original(c)
+    def with_probe(c, structure=None):
+        sim, structure, ml = original(c, structure)
         sim.reporters.append(Probe())
         return sim, structure, ml
 
