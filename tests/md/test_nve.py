@@ -2,7 +2,7 @@
 
 A 0.12 ps run checks the fluctuation of the total energy against the potential energy's and
 that the runner reports the drift; the 10 ps run (slow) bounds the drift itself near the
-measured +0.005 kJ/mol/ns/atom.
+measured value (+0.005 kJ/mol/ns/atom in the benchmark, -0.0005 ± 0.023 here).
 """
 
 from __future__ import annotations
@@ -48,5 +48,6 @@ def test_nve_conserves_total_energy(trained_bundle, tmp_path):
 @pytest.mark.slow
 def test_nve_drift_over_ten_picoseconds(trained_bundle, tmp_path):
     result, _ = _run(tmp_path, trained_bundle, 20000)
-    # Measured +0.005 kJ/mol/ns/atom over 10 ps; the bound leaves 10x room.
-    assert abs(result.drift.drift) < 0.05
+    # Measured over 10 ps: -0.0005 ± 0.023 kJ/mol/ns/atom from this start (the benchmark,
+    # after minimization: +0.005). The bound is ten times the benchmark's figure.
+    assert abs(result.drift.drift) < 0.05 and result.drift.error < 0.05
