@@ -66,7 +66,8 @@ def add_data_subcommand(subparsers: Any) -> argparse.ArgumentParser:
                    help="stop (resumable) after this many new frames")
     g.add_argument("--overwrite", action="store_true",
                    help="discard an existing output instead of resuming")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
 
     i = sub.add_parser("info", help="summarise a data file (frames, species, labels, ranges)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -107,8 +108,13 @@ def _generate(args: argparse.Namespace) -> int:
     print(f"{structure.formula}: {len(structure.numbers)} atoms from {structure.description}"
           + (f", cubic box {structure.cell[0, 0]:.4f} Å" if structure.pbc.any() else ""),
           file=sys.stderr, flush=True)
+    # A bar redrawn into a redirected log file only fills it: bars on terminals only.
+    progress = not args.no_progress and sys.stderr.isatty()
+    if not args.no_progress and not progress:
+        print(f"(no progress bar: stderr is not a terminal; {args.output}.state.json records "
+              "the progress)", file=sys.stderr, flush=True)
     result = generate(args.output, structure, settings, overwrite=args.overwrite,
-                      max_new_frames=args.max_new_frames, progress=not args.no_progress)
+                      max_new_frames=args.max_new_frames, progress=progress)
     print(json.dumps(result), flush=True)
     return 0
 

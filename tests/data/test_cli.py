@@ -42,3 +42,19 @@ def test_friction_is_per_picosecond(capsys):
         main(["data", "generate", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "Langevin friction, 1/ps" in help_text and "(default: 10.0)" in help_text
+
+
+def test_no_progress_bar_in_a_redirected_log(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.txt"
+    with open(log, "w") as fh:
+        out = subprocess.run([sys.executable, "-m", "tensormol", "data", "generate", "--smiles",
+                              "O", "-o", str(tmp_path / "w.xyz"), "-n", "2", "--save-every",
+                              "1", "--equilibration", "1"], stdout=fh, stderr=subprocess.STDOUT,
+                             env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    text = log.read_text()
+    assert out.returncode == 0, text
+    assert "\r" not in text and "no progress bar" in text and len(text) < 2000
