@@ -499,7 +499,7 @@ def _minimize(system: Any, positions: np.ndarray, box: np.ndarray | None) -> np.
     if box is not None:
         ctx.setPeriodicBoxVectors(*(openmm.Vec3(*row) for row in box))
     ctx.setPositions(positions)
-    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 1000)
+    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 200)  # relieve clashes; MD does the rest
     out = ctx.getState(getPositions=True).getPositions(asNumpy=True)
     return np.asarray(out.value_in_unit(unit.nanometer), dtype=np.float64)
 
@@ -545,6 +545,9 @@ def prepare_binding(cfg: BindingConfig, run_dir: str | os.PathLike, *,
                                             charge_method=cfg.charge_method,
                                             net_charge=lig.net_charge, name=n)
         legs_dir.mkdir(parents=True, exist_ok=True)
+        for leg in todo:  # temporary directories of a preparation that was killed
+            for stale in legs_dir.glob(f".{leg.name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         for leg in todo:
             if progress:
                 print(f"[binding] preparing leg {leg.name}", flush=True)
