@@ -213,10 +213,13 @@ def _atm_settings(meta):
 
 
 def test_tiny_leg_finite_and_resume_equals_uninterrupted(tmp_path):
-    full = run_binding(_config(tmp_path, "full.yaml", output=tmp_path / "full", extra=""),
-                       n_iterations=4, progress=False)
+    full_cfg = _config(tmp_path, "full.yaml", output=tmp_path / "full", extra="")
     part_cfg = _config(tmp_path, "part.yaml", output=tmp_path / "part", extra="")
-    run_binding(part_cfg, n_iterations=2, progress=False)  # "killed" after two iterations
+    # one preparation for both runs (the minimised start is stored with the leg)
+    prepare_binding(load_binding_config(full_cfg), tmp_path / "full", progress=False)
+    shutil.copytree(tmp_path / "full", tmp_path / "part")
+    full = run_binding(full_cfg, n_iterations=4, resume=True, progress=False)
+    run_binding(part_cfg, n_iterations=2, resume=True, progress=False)  # "killed" after two
     with pytest.raises(FileExistsError, match="--resume"):
         run_binding(part_cfg, n_iterations=4, progress=False)
     resumed = run_binding(part_cfg, n_iterations=4, resume=True, progress=False)
