@@ -11,6 +11,10 @@ from every JSON present):
   overhead   per-step cost: bare model call vs PythonForce callback vs a whole OpenMM step
   torchmdnet ns/day of openmm-ml's own TorchMD-Net route (MLPotential("torchmdnet")) for
              TensorNet with the same hyperparameters, next to tensormol's, same system
+  loaded     `tensormol md` on ethanol (fixture bundle, its default thread policy) alone and
+             beside one busy process (`python -c 'while True: pass'`), alternating rounds;
+             `--old-tree DIR` adds the same runs of another checkout (e.g. a `git worktree` of
+             an older commit) through PYTHONPATH
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_md.py [section ...] [--threads 2]
 
@@ -60,7 +64,6 @@ def _ethanol_xyz(folder: Path) -> Path:
 def _speed_bundle(folder: Path) -> Path:
     import torch
 
-    import tensormol.models  # noqa: F401
     from tensormol.export import save_bundle
     from tensormol.registry import MODELS
 
@@ -331,6 +334,62 @@ SECTIONS = {"nve": bench_nve, "t4_1ps": bench_t4_1ps, "ethanol": bench_ethanol, 
             "overhead": bench_overhead, "torchmdnet": bench_torchmdnet}
 
 
+def _md_command_ns_per_day(tree: Path | None, steps: int, folder: Path) -> float:
+    """ns/day printed by one `tensormol md` run of ethanol (no minimization, no DCD)."""
+    import re
+    import subprocess
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for var in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "TENSORMOL_NUM_THREADS"):
+        env.pop(var, None)  # each tree's own thread behaviour, as a user runs it
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    cmd = [sys.executable, "-c", "import sys; from tensormol.cli.main import main; "
+           "sys.exit(main())", "md", str(_ethanol_xyz(folder)), str(FIXTURE), "--steps",
+           str(steps), "--report-interval", "10", "--trajectory-interval", "0",
+           "--checkpoint-interval", "0", "--no-minimize", "-o", str(folder / "run")]
+    import shutil
+
+    shutil.rmtree(folder / "run", ignore_errors=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    found = re.search(r"\(([\d.]+) ns/day\); step", out.stdout)
+    if not found:
+        raise RuntimeError(f"no ns/day in the output of {' '.join(cmd)}:\n{out.stderr[-2000:]}")
+    return float(found.group(1))
+
+
+def bench_loaded(args, tmp: Path) -> dict:
+    import subprocess
+
+    trees = {"current": None}
+    if args.old_tree:
+        trees["old"] = Path(args.old_tree)
+    runs: dict[str, dict[str, list[float]]] = {k: {"alone": [], "busy": []} for k in trees}
+    loads = []
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            steps = args.steps if tree is None else max(20, args.steps // 8)
+            for load in ("alone", "busy"):
+                busy = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                        if load == "busy" else None)
+                try:
+                    loads.append(os.getloadavg()[0])
+                    runs[name][load].append(_md_command_ns_per_day(tree, steps, tmp))
+                finally:
+                    if busy is not None:
+                        busy.kill()
+                        busy.wait()
+    out = {"system": "ethanol (9 atoms), vacuum, Langevin 0.5 fs, fixture bundle, `tensormol md`",
+           "load_average_during": [min(loads), max(loads)], "runs": runs}
+    for name, r in runs.items():
+        out[f"busy_over_alone_median[{name}]"] = (float(np.median(r["busy"]))
+                                                  / float(np.median(r["alone"])))
+    return out
+
+
+SECTIONS["loaded"] = bench_loaded
+
+
 def _load(name: str) -> dict | None:
     path = RESULTS / f"md_{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -384,6 +443,12 @@ def render() -> str:
                              f"eager model call {o['bare_model_ms']:.1f} ms) | "
                              f"{o['overhead_ms']:.1f} ms on {bare:.1f} ms "
                              f"({o['overhead_percent']:.0f} %) |")
+    ld = _load("loaded")
+    for name, r in (ld or {}).get("runs", {}).items():
+        lines.append(f"| `tensormol md` ethanol ns/day ({name} tree), alone vs beside one busy "
+                     f"core, median of {len(r['alone'])} | {np.median(r['alone']):.3f} vs "
+                     f"{np.median(r['busy']):.3f} "
+                     f"({ld[f'busy_over_alone_median[{name}]']:.0%}) |")
     t4 = _load("t4_1ps")
     if t4:
         lines.append(f"| T4 L99A ML/MM, {t4['simulated_ps']:g} ps: ligand min distance / "
@@ -410,6 +475,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200, help="timed MD steps per speed figure")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (torchmdnet)")
     ap.add_argument("--nve-ps", type=float, default=10.0, help="length of the NVE run (ps)")
+    ap.add_argument("--old-tree", default=None,
+                    help="loaded: also run this checkout (PYTHONPATH), e.g. a git worktree")
     args = ap.parse_args()
     import torch
 
