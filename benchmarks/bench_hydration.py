@@ -74,11 +74,17 @@ def main() -> None:
         run_dir = out / cid
         t0 = time.perf_counter()
         c0 = _cpu_seconds()
-        res = run_hydration(r["smiles"], run_dir, preset=preset, potential=args.potential,
-                            resume=(run_dir / "inputs.json").is_file(), threads=args.threads,
-                            platform=args.platform, name=cid,
-                            cache_dir=out / "ligand_cache", progress=False,
-                            experimental_kcal=float(r["exp_kcal"]))
+        try:
+            res = run_hydration(r["smiles"], run_dir, preset=preset, potential=args.potential,
+                                resume=(run_dir / "inputs.json").is_file(),
+                                threads=args.threads, platform=args.platform, name=cid,
+                                cache_dir=out / "ligand_cache", progress=False,
+                                experimental_kcal=float(r["exp_kcal"]))
+        except Exception as err:  # noqa: BLE001 - one failed molecule must not stop the set
+            print(f"{cid}: failed: {err}", flush=True)
+            summary[cid] = {"name": r["iupac"], "smiles": r["smiles"], "status": "failed",
+                            "error": str(err)}
+            continue
         wall = time.perf_counter() - t0
         cpu = _cpu_seconds() - c0
         summary[cid] = {
@@ -103,6 +109,8 @@ def main() -> None:
     print(f"\n{'compound':16s} {'name':12s} {'dG':>7s} {'sigma':>6s} {'exp':>6s} {'GAFF':>6s} "
           f"{'min':>5s}")
     for cid, v in summary.items():
+        if v.get("status") != "done":
+            continue
         print(f"{cid:16s} {v['name'][:12]:12s} {v['dg_kcal']:+7.2f} {v['ddg_kcal']:6.2f} "
               f"{v['exp_kcal']:+6.2f} {v['gaff_freesolv_kcal']:+6.2f} {v['wall_s'] / 60:5.1f}")
     vs_exp = _stats([(v["dg_kcal"], v["exp_kcal"]) for v in done])

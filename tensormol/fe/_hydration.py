@@ -403,7 +403,6 @@ def run_hydration_leg(run_dir: str | os.PathLike, leg: str, *, threads: int | No
     Writes ``legs/<leg>/estimate.json`` and returns it as a dict (ΔG in kT, kcal/mol, kJ/mol,
     the dispersion tail, wall time).
     """
-    from tensormol.fe._analysis import analyze_leg
     from tensormol.fe._sampler import ReplicaExchange, SamplerSettings, SamplingResult
 
     run = Path(run_dir)
@@ -437,7 +436,7 @@ def run_hydration_leg(run_dir: str | os.PathLike, leg: str, *, threads: int | No
                                   name=leg, box_vectors=box, topology=topology,
                                   progress=progress)
         result = sampler.run()
-    est = analyze_leg(result.u_kln, p.temperature_K)
+    est, note = _analyze(result.u_kln, p.temperature_K, leg)
     tail = _dispersion_tail_kj(system, pos, box)
     from tensormol.fe._sampler import boltzmann_kj_per_mol
 
@@ -449,9 +448,28 @@ def run_hydration_leg(run_dir: str | os.PathLike, leg: str, *, threads: int | No
         "acceptance_neighbors": [float(result.acceptance[i, i + 1])
                                  for i in range(len(states) - 1)],
         "min_neighbor_overlap": est.min_neighbor_overlap(),
+        "analysis_note": note,
     }
     _write_atomic(_leg_dir(run, leg) / "estimate.json", json.dumps(out, indent=1))
     return out
+
+
+def _analyze(u_kln: np.ndarray, temperature_K: float, leg: str) -> tuple[Any, str | None]:
+    """MBAR of a leg; with too few samples after the detected equilibration MBAR may not
+    converge, and the whole series is then used (said in the leg's ``analysis_note``)."""
+    from tensormol.fe._analysis import analyze_leg
+
+    try:
+        return analyze_leg(u_kln, temperature_K), None
+    except Exception as first:  # noqa: BLE001 - pymbar raises its own ParameterError
+        try:
+            est = analyze_leg(u_kln, temperature_K, discard_equilibration=False)
+        except Exception as err:  # noqa: BLE001
+            raise RuntimeError(
+                f"MBAR failed for the {leg} leg ({u_kln.shape[2]} iterations): {err}; sample "
+                "longer (resume with more iterations)") from err
+        return est, (f"MBAR did not converge on the production samples after equilibration "
+                     f"detection ({first}); estimate from all {u_kln.shape[2]} iterations")
 
 
 def vacuum_leg_is_constant(run_dir: str | os.PathLike) -> bool:
