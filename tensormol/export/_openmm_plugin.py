@@ -101,8 +101,9 @@ class TensorMolForceCallback:
         cores above; ``TENSORMOL_NUM_THREADS`` overrides). Logged with the route.
     check_connectivity : bool
         Raise :class:`~tensormol.export.GeometryError` when a molecule falls apart: atoms that
-        were connected through pairs within the cutoff at the first call no longer are
-        (:class:`~tensormol.export._geometry.ConnectivityMonitor`). Switch off for a
+        were connected through pairs within the cutoff at the first call no longer are, for 10
+        consecutive calls (a minimizer's trial steps are passing excursions;
+        :class:`~tensormol.export._geometry.ConnectivityMonitor`). Switch off for a
         dissociation you intend. Overlapping atoms always raise it, on both graphs.
     """
 
