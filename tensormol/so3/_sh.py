@@ -49,6 +49,8 @@ from typing import Any
 
 import torch
 
+from tensormol._ext import Kernel
+
 from ._irreps import Irreps
 
 __all__ = [
@@ -330,13 +332,24 @@ class _SphericalHarmonicsFn(torch.autograd.Function):
 
 def _sh_all_rows(lmax: int, v: torch.Tensor, normalization: str) -> torch.Tensor:
     """All harmonics up to ``lmax`` of points given as rows ``v`` (``(3, n)``): ``(dim, n)``."""
-    if torch.jit.is_tracing() and lmax > 0:
-        # A traced graph cannot hold a custom autograd Function: record the plain-op twin.
-        return _sh_rows_autograd(_AutogradPlan(lmax, normalization), v)
-    plan = _plan(lmax, normalization, v.dtype, v.device)
     if lmax == 0:  # a constant, like e3nn (no graph to x)
-        return v.new_full((1, v.shape[1]), plan.diag[0])
-    return _SphericalHarmonicsFn.apply(v, plan)
+        return v.new_full((1, v.shape[1]), _plan(0, normalization, v.dtype, v.device).diag[0])
+    return SPHERICAL_HARMONICS(lmax, v, normalization)
+
+
+def _sh_rows_fused(lmax: int, v: torch.Tensor, normalization: str) -> torch.Tensor:
+    return _SphericalHarmonicsFn.apply(v, _plan(lmax, normalization, v.dtype, v.device))
+
+
+def _sh_rows_traceable(lmax: int, v: torch.Tensor, normalization: str) -> torch.Tensor:
+    return _sh_rows_autograd(_AutogradPlan(lmax, normalization), v)
+
+
+# A traced graph cannot hold a custom autograd Function: it records the plain-op twin.
+SPHERICAL_HARMONICS = Kernel("spherical_harmonics", traced="autograd")
+SPHERICAL_HARMONICS.register("fused", _sh_rows_fused, doc="autograd Function, sparse backward")
+SPHERICAL_HARMONICS.register("autograd", _sh_rows_traceable, traceable=True,
+                             doc="plain-op recurrence")
 
 
 def _sh_all(lmax: int, u: torch.Tensor, normalization: str) -> torch.Tensor:
