@@ -92,7 +92,8 @@ def collect_info(build_ext: bool = False) -> dict[str, object]:
         "models": registry.MODELS.names(),
         "datasets": datasets,
         "datasets_dir": data_dir,
-        "backends": {name: list(registry.BACKENDS.get(name)) for name in registry.BACKENDS},
+        # Every registered kernel and the backends usable here (the extension's once loaded).
+        "backends": {op: list(k.usable()) for op, k in _ext.kernels().items()},
     }
 
 
