@@ -28,7 +28,8 @@ def add_train_subcommands(subparsers) -> None:
     p.add_argument("--no-test", dest="test", action="store_false",
                    help="skip the test-split evaluation after training")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads per process (default: torch's choice)")
+                   help="torch intra-op threads per process (default: the thread policy, "
+                        "all available cores shared by the processes)")
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser(
@@ -37,25 +38,25 @@ def add_train_subcommands(subparsers) -> None:
                     "print MAE/RMSE and write parity_<split>.png and learning_curve.png.",
     )
     e.add_argument("checkpoint", help="checkpoint written by 'tensormol train'")
-    e.add_argument("--split", choices=("test", "val", "train"), default="test")
+    e.add_argument("--split", choices=("test", "val", "train", "all"), default=None,
+                   help="split of the training data, or 'all' frames of the file (default: "
+                        "test; with --data: all)")
     e.add_argument("-o", "--output-dir", default=None,
                    help="folder for the plots (default: <run>/eval)")
     e.add_argument("--batch-size", type=int, default=None)
     e.add_argument("--data", default=None,
-                   help="data file to use instead of the one recorded in the checkpoint")
+                   help="evaluate this file (whole, unless --split names a split of the "
+                        "training data) instead of the one recorded in the checkpoint")
     e.add_argument("--no-ema", dest="ema", action="store_false",
                    help="evaluate the raw weights instead of the EMA average")
     e.add_argument("--threads", type=int, default=None)
     e.set_defaults(func=run_eval)
 
 
-def _set_threads(n: int | None) -> None:
-    if n is not None:
-        import torch
-
-        if n < 1:
-            raise ValueError(f"--threads must be >= 1, got {n}")
-        torch.set_num_threads(n)
+def _check_threads(n: int | None) -> None:
+    # Applied by train()/evaluate() for the run only (thread policy otherwise).
+    if n is not None and n < 1:
+        raise ValueError(f"--threads must be >= 1, got {n}")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -63,10 +64,11 @@ def run_train(args: argparse.Namespace) -> int:
     from tensormol.config import load_config
     from tensormol.train import train
 
-    _set_threads(args.threads)
+    _check_threads(args.threads)
     overrides = [item for group in args.overrides for item in group]
     cfg = load_config(args.config, overrides)
-    result = train(cfg, resume=args.resume, overwrite=args.overwrite, test=args.test)
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite, test=args.test,
+                   threads=args.threads)
     from tensormol.train._run import _is_primary_process
 
     if _is_primary_process():
@@ -87,9 +89,11 @@ def run_eval(args: argparse.Namespace) -> int:
     """Run ``tensormol eval``; returns the exit status."""
     from tensormol.train import evaluate
 
-    _set_threads(args.threads)
+    _check_threads(args.threads)
     result = evaluate(args.checkpoint, split=args.split, output_dir=args.output_dir,
-                      batch_size=args.batch_size, data_path=args.data, ema=args.ema)
+                      batch_size=args.batch_size, data_path=args.data, ema=args.ema,
+                      threads=args.threads)
+    print(result.extra["threads"])
     print(result.format())
     if result.parity_plot is not None:
         print(f"parity plot:    {result.parity_plot}")

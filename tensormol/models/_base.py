@@ -284,6 +284,22 @@ class EnergyModel(nn.Module):
                 raise ValueError(f"scale must be a finite number > 0 (eV), got {scale!r}")
             self.energy_scale.fill_(s)
 
+    def set_statistics(self, statistics: Mapping[str, Any]) -> None:
+        """Take what the model uses from training-split statistics
+        (:func:`tensormol.data.compute_statistics`); missing entries change nothing.
+
+        The base class reads ``element_energies`` (Z -> eV, the reference energies) and the
+        energy scale: ``force_rms`` (eV/Å; outputs of order one in force units), else
+        ``energy_residual_per_atom_std``. Models that normalise messages by the mean neighbour
+        count also read ``mean_num_neighbors`` (neighbours within :attr:`cutoff`).
+        """
+        refs = statistics.get("element_energies")
+        scale = statistics.get("force_rms") or statistics.get("energy_residual_per_atom_std")
+        self.set_energy_statistics(
+            reference_energies={int(z): float(e) for z, e in refs.items()} if refs else None,
+            scale=float(scale) if scale else None,
+        )
+
     # ------------------------------------------------------------------ the model's own part
     def atomic_energies(self, graph: AtomicGraph) -> Tensor:
         """Per-node outputs ``eps`` (M,), in the model dtype, before scale and reference energies.

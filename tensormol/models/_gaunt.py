@@ -48,7 +48,7 @@ from tensormol.nn import (
     GaussianRBF,
     PolynomialCutoff,
 )
-from tensormol.ops import gaunt_product
+from tensormol.ops import gaunt_product, resolve_gaunt_backend
 from tensormol.so3 import degree_index, spherical_harmonics
 
 __all__ = ["GauntNet", "GauntNetConfig", "build_gauntnet"]
@@ -73,7 +73,9 @@ class GauntNetConfig(EnergyModelConfig):
                    "radial weights, factorized)")
     polynomial_p: int = option(6, doc="exponent of the polynomial cutoff envelope", ge=2)
     cutoff_upper: float = option(5.0, doc="cutoff (Å): the model's interaction range", gt=0)
-    avg_num_neighbors: float = option(10.0, doc="message normalization n̄", gt=0)
+    avg_num_neighbors: float | None = option(
+        None, doc="message normalization n̄; null: the training split's mean neighbour count "
+                  "(model.set_statistics; 10 until set)", gt=0)
     activation: str = option("silu", doc="activation", choices=tuple(ACTIVATIONS))
     readout_hidden: int = option(16, doc="width of the last layer's readout MLP", ge=1)
     max_z: int = option(128, doc="size of the atomic-number embedding table", ge=2)
@@ -122,11 +124,16 @@ class _Layer(nn.Module):
         )
         self.mix_b = _DegreeLinear(L, C, C, dtype)
         self.skip = _DegreeLinear(0 if first else L, C, C, dtype)
-        self.inv_avg_neighbors = 1.0 / cfg.avg_num_neighbors
         self.register_buffer("_deg", degree_index(L), persistent=False)
+        # Gaunt routes resolved once, here, and logged: the edge pair (its harmonics are shared
+        # by all channels unless radial_sh) and each ν-fold product (index ν - 1).
+        self.message_backend = None if first else resolve_gaunt_backend(
+            (L, L), L, shared=not self.radial_sh, dtype=dtype)
+        self.product_backends = [None] + [resolve_gaunt_backend((L,) * n, L, dtype=dtype)
+                                          for n in range(2, nu + 1)]
 
     def forward(self, h: Tensor, species: Tensor, i: Tensor, j: Tensor, sh: Tensor,
-                rbf: Tensor, envelope: Tensor) -> Tensor:
+                rbf: Tensor, envelope: Tensor, inv_avg_neighbors: float) -> Tensor:
         M, C = h.shape[0], h.shape[1]
         L, deg = self.lmax, self._deg
         radial = self.radial(rbf) * envelope[:, None]
@@ -141,15 +148,17 @@ class _Layer(nn.Module):
             message = src * sh[:, None, :]  # scalar ⊗ Y_l = Y_l
         else:
             src = src * self.source_degree[:, deg]
-            message = gaunt_product(src, edge, lmax_out=L, normalization="component")
+            message = gaunt_product(src, edge, lmax_out=L, normalization="component",
+                                    backend=self.message_backend)
         message = message * R
-        A = h.new_zeros(M, C, (L + 1) ** 2).index_add_(0, i, message) * self.inv_avg_neighbors
+        A = h.new_zeros(M, C, (L + 1) ** 2).index_add_(0, i, message) * inv_avg_neighbors
         A = self.mix_a(A)
         B = 0.0
         for n, weights_in in enumerate(self.product_in, start=1):
             factors = [A * w[:, deg] for w in weights_in]
-            prod = factors[0] if n == 1 else gaunt_product(*factors, lmax_out=L,
-                                                           normalization="component")
+            prod = factors[0] if n == 1 else gaunt_product(
+                *factors, lmax_out=L, normalization="component",
+                backend=self.product_backends[n - 1])
             B = B + prod * self.product_out[n - 1][species][:, :, deg]
         out = self.mix_b(B)
         skip = self.skip(h)
@@ -181,6 +190,11 @@ class GauntNet(EnergyModel):
         if too_big:
             raise ValueError(f"max_z = {cfg.max_z} is too small for atomic numbers {too_big}")
         self.config = cfg
+        # n̄ from the config, or from the training statistics (then saved with the weights, so a
+        # reloaded model computes the same energies).
+        self.register_buffer("avg_num_neighbors", torch.tensor(
+            10.0 if cfg.avg_num_neighbors is None else cfg.avg_num_neighbors,
+            dtype=torch.float64), persistent=cfg.avg_num_neighbors is None)
         dtype = cfg.torch_dtype
         if cfg.rbf_type == "bessel":
             self.rbf = BesselRBF(cfg.num_rbf, cfg.cutoff_upper, dtype=dtype)
@@ -215,12 +229,26 @@ class GauntNet(EnergyModel):
         envelope = self.envelope(r)
         h = self.embedding(graph.atomic_numbers)[:, :, None]  # (M, C, 1): scalars
         energy = h.new_zeros(graph.num_nodes)
+        inv_n = 1.0 / float(self.avg_num_neighbors)
         for t, layer in enumerate(self.layers):
-            h = layer(h, graph.species, i, j, sh, rbf, envelope)
+            h = layer(h, graph.species, i, j, sh, rbf, envelope, inv_n)
             scalars = h[:, :, 0]
             head = self.readout_last if t == len(self.layers) - 1 else self.readouts[t]
             energy = energy + head(scalars).squeeze(-1)
         return energy
+
+    _float64_buffers = (*EnergyModel._float64_buffers, "avg_num_neighbors")
+
+    def set_statistics(self, statistics: Mapping[str, Any]) -> None:
+        """As :meth:`EnergyModel.set_statistics`, and n̄ from ``mean_num_neighbors`` when the
+        config leaves ``avg_num_neighbors`` unset."""
+        super().set_statistics(statistics)
+        n = statistics.get("mean_num_neighbors")
+        if n is not None and self.config.avg_num_neighbors is None:
+            if not float(n) > 0.0:
+                raise ValueError(f"mean_num_neighbors must be > 0, got {n!r}: no atom of the "
+                                 f"training split has a neighbour within {self.cutoff} Å")
+            self.avg_num_neighbors.fill_(float(n))
 
     def extra_repr(self) -> str:
         c = self.config
