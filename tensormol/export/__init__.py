@@ -48,10 +48,10 @@ __all__ = [
 
 _LAZY = {
     "TensorMolCalculator": "tensormol.export._ase",
-    "TensorMolPotentialImplFactory": "tensormol.export._openmm_plugin",
+    "TensorMolPotentialImplFactory": "tensormol.export._openmm_entry",
     "TensorMolPotentialImpl": "tensormol.export._openmm_plugin",
     "TensorMolForceCallback": "tensormol.export._openmm_plugin",
-    "register_openmm_plugin": "tensormol.export._openmm_plugin",
+    "register_openmm_plugin": "tensormol.export._openmm_entry",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TensorMolPotentialImplFactory"]
+__all__ = ["TensorMolPotentialImplFactory", "register_openmm_plugin"]
 
 
 class TensorMolPotentialImplFactory:
@@ -26,3 +26,11 @@ class TensorMolPotentialImplFactory:
                 'bundle="model.tmol") (create one with `tensormol export`)'
             )
         return TensorMolPotentialImpl(name, bundle, **args)
+
+
+def register_openmm_plugin(name: str = "tensormol") -> None:
+    """Register the factory with openmm-ml (a no-op if the entry point already did it)."""
+    from openmmml.mlpotential import MLPotential
+
+    if name not in MLPotential._implFactories:
+        MLPotential.registerImplFactory(name, TensorMolPotentialImplFactory())

@@ -31,18 +31,15 @@ import openmm
 import openmm.app
 import torch
 from openmm import unit
-from openmmml.mlpotential import MLPotential, MLPotentialImpl
+from openmmml.mlpotential import MLPotentialImpl
 
 from tensormol import keys as K
 from tensormol.export._bundle import Bundle, bundle_from_bytes, load_bundle
-from tensormol.export._openmm_entry import TensorMolPotentialImplFactory
 from tensormol.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 __all__ = [
-    "TensorMolPotentialImplFactory",
     "TensorMolPotentialImpl",
     "TensorMolForceCallback",
-    "register_openmm_plugin",
     "ENERGY_TO_OPENMM",
     "FORCE_TO_OPENMM",
 ]
@@ -396,9 +393,3 @@ class TensorMolPotentialImpl(MLPotentialImpl):
         force.setForceGroup(int(forceGroup))
         force.setName("TensorMol")
         system.addForce(force)
-
-
-def register_openmm_plugin(name: str = "tensormol") -> None:
-    """Register the factory with openmm-ml (a no-op if the entry point already did it)."""
-    if name not in MLPotential._implFactories:
-        MLPotential.registerImplFactory(name, TensorMolPotentialImplFactory())

@@ -18,7 +18,7 @@ def ml_potential(bundle: Bundle | str, **kwargs):
     """``openmmml.MLPotential("tensormol", bundle=...)``, registering the plugin if needed."""
     from openmmml import MLPotential
 
-    from tensormol.export._openmm_plugin import register_openmm_plugin
+    from tensormol.export import register_openmm_plugin
 
     register_openmm_plugin()
     return MLPotential("tensormol", bundle=load_bundle(bundle), **kwargs)

@@ -14,14 +14,13 @@ import torch
 from openmm import unit
 
 from tensormol import keys as K
-from tensormol.export import load_model
-from tensormol.export._openmm_plugin import (
-    ENERGY_TO_OPENMM,
-    FORCE_TO_OPENMM,
+from tensormol.export import (
     TensorMolForceCallback,
     TensorMolPotentialImplFactory,
+    load_model,
     register_openmm_plugin,
 )
+from tensormol.export._openmm_plugin import ENERGY_TO_OPENMM, FORCE_TO_OPENMM
 from tensormol.export._torchforce import OpenMMEnergyModule, openmmtorch_import_error
 from tensormol.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL
 
