@@ -6,7 +6,7 @@ set -euo pipefail
 export OMP_NUM_THREADS=1
 TM="${TENSORMOL:-python -m tensormol.cli._data}"   # same as `tensormol data`
 what="${1:-all}"
-MD="--temperature 500 --timestep 0.5 --friction 0.01 --save-every 20 --equilibration 2000 --chunk 100 --seed 0"
+MD="--temperature 500 --timestep 0.5 --friction 10 --save-every 20 --equilibration 2000 --chunk 100 --seed 0"
 if [[ "$what" == molecules || "$what" == all ]]; then
   $TM generate --smiles 'CCO' -o data/ethanol.xyz.gz -n 2000 $MD
   $TM generate --smiles 'O/C=C\C=O' -o data/malonaldehyde.xyz.gz -n 2000 $MD
@@ -14,6 +14,6 @@ if [[ "$what" == molecules || "$what" == all ]]; then
 fi
 if [[ "$what" == water || "$what" == all ]]; then
   $TM generate --smiles 'O' --copies 32 --density 1.0 -o data/water32.xyz.gz -n 200 \
-    --temperature 300 --timestep 1.0 --hydrogen-mass 2.0 --friction 0.02 --save-every 2 \
+    --temperature 300 --timestep 1.0 --hydrogen-mass 2.0 --friction 20 --save-every 2 \
     --equilibration 100 --relax-steps 10 --chunk 5 --seed 0
 fi
