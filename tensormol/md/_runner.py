@@ -61,12 +61,15 @@ def _system_for(cfg: MDConfig, structure: OpenMMStructure
                 ) -> tuple[openmm.System, list[int] | None]:
     bundle = load_bundle(cfg.model)
     if cfg.ml is None:
-        return create_ml_system(structure, bundle, device=cfg.device, backend=cfg.backend), None
+        # An explicit torch_threads holds inside the force calls too (else the callback applies
+        # the same md policy per call).
+        return create_ml_system(structure, bundle, device=cfg.device, backend=cfg.backend,
+                                threads=cfg.torch_threads), None
     ml_atoms = select_atoms(structure.topology, cfg.ml)
     system = create_mlmm_system(
         structure, bundle, ml_atoms, forcefield=cfg.forcefield, solvent=cfg.solvent,
         constraints=cfg.constraints, extra_forcefield=cfg.extra_forcefield,
-        device=cfg.device, backend=cfg.backend,
+        device=cfg.device, backend=cfg.backend, threads=cfg.torch_threads,
     )
     return system, ml_atoms
 

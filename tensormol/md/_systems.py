@@ -25,13 +25,16 @@ def ml_potential(bundle: Bundle | str, **kwargs):
 
 
 def create_ml_system(structure: OpenMMStructure, bundle: Bundle | str, *, device: str = "cpu",
-                     backend: str = "auto", remove_cm_motion: bool = True) -> openmm.System:
-    """A System whose whole energy is the model's (vacuum, or periodic if the input has a box)."""
+                     backend: str = "auto", remove_cm_motion: bool = True,
+                     threads: int | None = None) -> openmm.System:
+    """A System whose whole energy is the model's (vacuum, or periodic if the input has a box).
+
+    ``threads`` sets torch's threads around each force call (``None``: the md thread policy)."""
     bundle = load_bundle(bundle)
     zs = [a.element.atomic_number if a.element is not None else 0
           for a in structure.topology.atoms()]
     bundle.check_species(zs, what=f"{structure.path.name}")
-    pot = ml_potential(bundle, device=device, backend=backend)
+    pot = ml_potential(bundle, device=device, backend=backend, threads=threads)
     return pot.createSystem(structure.topology, removeCMMotion=remove_cm_motion)
 
 
@@ -121,7 +124,8 @@ def create_mlmm_system(structure: OpenMMStructure, bundle: Bundle | str, ml_atom
                        mm_system: openmm.System | None = None, forcefield: str = "amber14",
                        solvent: str = "vacuum", constraints: str = "none",
                        extra_forcefield: Sequence[str] = (), interpolate: bool = False,
-                       device: str = "cpu", backend: str = "auto") -> openmm.System:
+                       device: str = "cpu", backend: str = "auto",
+                       threads: int | None = None) -> openmm.System:
     """ML/MM with mechanical embedding: the ML region's MM internal terms (bonds, angles,
     torsions, nonbonded pairs inside it) are removed and the model's energy of the region added;
     ML-MM interactions (and implicit solvation) stay MM."""
@@ -133,6 +137,6 @@ def create_mlmm_system(structure: OpenMMStructure, bundle: Bundle | str, ml_atom
     bundle.check_species([atoms[i].element.atomic_number if atoms[i].element else 0
                           for i in ml_atoms], what="the ML region")
     _check_link_atoms(structure, mm_system, ml_atoms)
-    pot = ml_potential(bundle, device=device, backend=backend)
+    pot = ml_potential(bundle, device=device, backend=backend, threads=threads)
     return pot.createMixedSystem(structure.topology, mm_system, list(ml_atoms),
                                  interpolate=interpolate)
