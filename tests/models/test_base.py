@@ -59,7 +59,9 @@ def test_reference_energies_and_dtype_policy(generator) -> None:
     far = torch.tensor([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]], dtype=F64)
     out = model({K.POSITIONS: far, K.ATOMIC_NUMBERS: torch.tensor([8, 1])})
     assert out[K.ENERGY].dtype == F64 and out[K.FORCES].dtype == F64
-    assert float(out[K.ENERGY][0]) == -2041.0 - 13.35
+    # float32 layers leave rounding noise on isolated atoms when torch splits the work over
+    # threads (measured 1.9e-9 eV on two threads, exactly 0 on one)
+    assert abs(float(out[K.ENERGY][0]) - (-2041.0 - 13.35)) < 1e-8
     assert float(out[K.FORCES].abs().max()) == 0.0
     # state dict round trip keeps them
     other = _model("float32")
