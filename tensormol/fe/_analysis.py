@@ -163,7 +163,10 @@ def _mbar(mbar_class: Any, u_kn: np.ndarray, n_k: np.ndarray, robust: bool = Tru
     if not robust:
         return mbar_class(u_kn, n_k, solver_protocol=protocol[:1])
     try:
-        return mbar_class(u_kn, n_k, solver_protocol=protocol)
+        mbar = mbar_class(u_kn, n_k, solver_protocol=protocol)
+        # a bounded adaptive run can stop unconverged without raising; the weights' check does
+        mbar.compute_free_energy_differences(compute_uncertainty=True)
+        return mbar
     except Exception:  # noqa: BLE001 - pymbar raises ParameterError and others on no convergence
         return mbar_class(u_kn, n_k, solver_protocol="robust")
 
