@@ -145,3 +145,20 @@ def test_checkout_commands(tmp_path):
     for cmd in commands(block):
         extra = next((v for k, v in away.items() if cmd.startswith(k)), "")
         _run(cmd + extra, REPO)
+
+
+def test_free_energy_commands_parse():
+    """Every `tensormol fe` command of the README names flags the parser knows (running them is
+    minutes of sampling: the fe tests run the same code paths on tiny systems)."""
+    import shlex
+
+    from tensormol.cli.main import build_parser
+
+    fe = [c for b in blocks("bash") for c in commands(b) if " fe " in f" {c} "]
+    assert len(fe) >= 4, fe
+    parser = build_parser()
+    for cmd in fe:
+        argv = shlex.split(cmd)
+        argv = argv[argv.index("fe"):]
+        args = parser.parse_args(argv)
+        assert callable(args.func), cmd

@@ -617,8 +617,12 @@ def _sampler_settings(cfg_sampling: dict[str, Any]) -> Any:
     return SamplerSettings(**cfg_sampling)
 
 
-def run_leg(leg_dir: str, sampler: dict[str, Any], progress: bool = True) -> dict[str, Any]:
+def run_leg(leg_dir: str, sampler: dict[str, Any], progress: bool = True,
+            anneal_ps: float | None = None) -> dict[str, Any]:
     """Sample and analyse one prepared leg (a picklable task for :func:`run_tasks`).
+
+    ``anneal_ps`` is the forward annealing before replica exchange (``None``: ``_ANNEAL_PS``
+    for relative legs and explicit solvent, none otherwise).
 
     Returns the leg's estimate as a dict: ``dg_kT``, ``ddg_kT`` (f_{K−1} − f_0), the MBAR
     estimate's fields, ``wall_s`` and the leg's metadata.
@@ -634,8 +638,15 @@ def run_leg(leg_dir: str, sampler: dict[str, Any], progress: bool = True) -> dic
     states = atm_states(ATMSettings(**meta["atm"]))
     top = app.PDBFile(str(leg_dir / "initial.pdb")).topology
     t0 = time.perf_counter()
-    if meta["solvent"] == "tip3p":
-        pos, box = _annealed(leg_dir, system, pos, box, states, settings)
+    if anneal_ps is None:
+        # Relative legs start with ligand B displaced; at the reverse-direction states B sits in
+        # A's pose, which a rigid site (T4 L99A) can make infinitely repulsive for a larger B:
+        # walking λ forward first lets both ligands relax. Explicit water must also leave the
+        # displaced ligand's spot.
+        relax = meta["solvent"] == "tip3p" or meta["kind"] == "relative"
+        anneal_ps = _ANNEAL_PS if relax else 0.0
+    if anneal_ps > 0:
+        pos, box = _annealed(leg_dir, system, pos, box, states, settings, anneal_ps)
     rex = ReplicaExchange(system, pos, states, settings, leg_dir, name="sampling",
                           box_vectors=box, topology=top,
                           reduced_potentials=ATMReducedPotentials(idx, states,
@@ -662,12 +673,13 @@ def run_leg(leg_dir: str, sampler: dict[str, Any], progress: bool = True) -> dic
     return out
 
 
-#: Length of the forward annealing of explicit-solvent legs before replica exchange (ps).
+#: Default length of the forward annealing before replica exchange (ps).
 _ANNEAL_PS = 40.0
 
 
 def _annealed(leg_dir: Path, system: Any, pos: np.ndarray, box: np.ndarray | None,
-              states: list[dict[str, float]], settings: Any) -> tuple[np.ndarray, Any]:
+              states: list[dict[str, float]], settings: Any,
+              anneal_ps: float) -> tuple[np.ndarray, Any]:
     """Positions after :func:`anneal_forward` (computed once, stored in ``annealed.npz``)."""
     import openmm
     from openmm import unit
@@ -686,7 +698,7 @@ def _annealed(leg_dir: Path, system: Any, pos: np.ndarray, box: np.ndarray | Non
             ctx.setPeriodicBoxVectors(*(openmm.Vec3(*row) for row in box))
         ctx.setPositions(pos)
         ctx.setVelocitiesToTemperature(settings.temperature_K * unit.kelvin, settings.seed + 1)
-        n = max(1, int(_ANNEAL_PS * 1000.0 / settings.timestep_fs / (len(states) // 2)))
+        n = max(1, int(anneal_ps * 1000.0 / settings.timestep_fs / (len(states) // 2)))
         anneal_forward(ctx, integ, states, n)
         st = ctx.getState(getPositions=True)
         out_pos = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
@@ -695,7 +707,8 @@ def _annealed(leg_dir: Path, system: Any, pos: np.ndarray, box: np.ndarray | Non
         np.savez(tmp, positions_nm=np.asarray(out_pos), box_nm=np.asarray(out_box))
         os.replace(tmp, path)
     data = np.load(path)
-    return np.asarray(data["positions_nm"]), np.asarray(data["box_nm"])
+    # a non-periodic leg stays without a box
+    return np.asarray(data["positions_nm"]), (None if box is None else np.asarray(data["box_nm"]))
 
 
 def _json_default(obj: Any) -> Any:
@@ -772,7 +785,8 @@ def run_binding(config: str | os.PathLike, *, resume: bool = False,
     }
     workers = n_workers or cfg.scaleout.n_workers
     sched = scheduler or cfg.scaleout.scheduler
-    tasks = [(run_leg, (str(d), sampler, progress and workers == 1)) for d in leg_dirs]
+    tasks = [(run_leg, (str(d), sampler, progress and workers == 1, s.anneal_ps))
+             for d in leg_dirs]
     outcomes = _run_tasks(tasks, sched, workers)
     rows, legs = [], {}
     for leg_dir, out in zip(leg_dirs, outcomes):

@@ -161,6 +161,11 @@ class SamplingConfig(Section):
                                   choices=("CPU", "Reference", "CUDA", "OpenCL", "HIP"))
     threads: int | None = option(None, doc="CPU platform threads", ge=1)
     seed: int = option(0, doc="random seed", ge=0)
+    anneal_ps: float | None = option(
+        None, ge=0,
+        doc="MD walking λ from 0 to ½ (forward direction) before replica exchange, in ps; "
+            "null: 40 ps for relative legs and explicit solvent (the swapped ligand must find "
+            "room in the site, water must leave the displaced one's spot), 0 otherwise")
 
 
 @dataclass(frozen=True)
