@@ -1,16 +1,8 @@
 """The "fourier" route of the Gaunt product: the 2D Fourier basis on the torus (Luo et al., ICLR
 2024), in tensor ops.
 
-A feature vector of real spherical-harmonic coefficients ``x_lm`` (l ≤ L) is a function on the
-sphere, ``f(ω) = Σ x_lm Y_lm(ω)``. The Gaunt tensor product of ``x`` and ``y`` is the projection of
-the pointwise product ``f_x f_y`` back onto the spherical harmonics,
-
-    z_{l3 m3} = Σ x_{l1 m1} y_{l2 m2} G^{l1 l2 l3}_{m1 m2 m3},
-    G = ∫ Y_{l1 m1} Y_{l2 m2} Y_{l3 m3} dΩ,
-
-so only paths with l1 + l2 + l3 even exist (the inputs are treated as functions, i.e. degree l
-has parity (-1)^l: irreps "0e+1o+2e+3o+..."). Odd paths need Clebsch–Gordan products
-(``tensormol.ops.cg_tensor_product``).
+The product (defined in :mod:`tensormol.ops._gaunt`, the dispatcher) of real spherical-harmonic
+coefficient vectors, computed through Fourier series on the torus.
 
 Algorithm, O(L³) per feature vector instead of the O(L⁶) of a dense CG/Gaunt contraction:
 
