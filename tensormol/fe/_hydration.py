@@ -178,7 +178,10 @@ def _leg_dir(run_dir: Path, leg: str) -> Path:
 
 # --------------------------------------------------------------------------- preparation
 def _alchemical(system: Any, ligand_atoms: Sequence[int]) -> Any:
-    from openmmtools.alchemy import AbsoluteAlchemicalFactory, AlchemicalRegion
+    from tensormol.fe._analysis import quiet_pymbar
+
+    with quiet_pymbar():  # openmmtools imports pymbar, whose import prints a banner
+        from openmmtools.alchemy import AbsoluteAlchemicalFactory, AlchemicalRegion
 
     factory = AbsoluteAlchemicalFactory(disable_alchemical_dispersion_correction=True,
                                         alchemical_pme_treatment="exact")
