@@ -206,7 +206,8 @@ def plot_convergence(est: LegEstimate, path: Path, title: str = "") -> None:
     ax.set_xlabel("fraction of production samples")
     ax.set_ylabel("ΔG (kcal/mol)")
     ax.set_title(f"convergence {title}", fontsize=9)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a leg too short for time slices has no series
+        ax.legend(fontsize=8)
     _save(fig, path)
 
 
